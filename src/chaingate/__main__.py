@@ -1,0 +1,5 @@
+"""``python -m chaingate`` runs the CLI."""
+
+from chaingate.cli import main
+
+main()

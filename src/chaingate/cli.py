@@ -1,0 +1,259 @@
+"""Command-line interface: argument parsing and output only.
+
+The core returns values and raises :class:`ChaingateError`; this module maps
+them to text, JSON and exit codes in one place. Heavy modules (requests,
+cryptography, sigstore) are imported inside the command functions so that
+``chaingate --version`` and ``--help`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from chaingate import __version__
+from chaingate.errors import ChaingateError
+
+if TYPE_CHECKING:
+    from chaingate.oci.client import Registries
+
+log = logging.getLogger("chaingate")
+
+
+class ProgressPrinter:
+    """Progress for humans: a redrawn bar on a terminal, sparse plain lines in CI logs."""
+
+    def __init__(self, stream: Any = None, *, interactive: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        if interactive is None:
+            interactive = bool(getattr(self.stream, "isatty", lambda: False)()) and not os.environ.get("CI")
+        self.interactive = interactive
+        self._last: dict[str, int] = {}
+        self._drawn = 0.0
+
+    def __call__(self, what: str, done: int, total: int | None) -> None:
+        if self.interactive:
+            now = time.monotonic()
+            if total and done < total and now - self._drawn < 0.1:
+                return
+            self._drawn = now
+            if total:
+                width = 30
+                filled = int(width * done / total) if total else width
+                bar = "#" * filled + "-" * (width - filled)
+                self.stream.write(f"\r{what} [{bar}] {done * 100 // total:3d}%")
+            else:
+                self.stream.write(f"\r{what} {done} bytes")
+            if total and done >= total:
+                self.stream.write("\n")
+            self.stream.flush()
+            return
+        # Plain: one line at each quarter, so CI logs stay short.
+        quarter = 4 * done // total if total else 0
+        if self._last.get(what) == quarter:
+            return
+        self._last[what] = quarter
+        if total and done >= total:
+            self.stream.write(f"{what}: done ({total} bytes)\n")
+        elif total:
+            self.stream.write(f"{what}: {quarter * 25}%\n")
+        self.stream.flush()
+
+
+def _registries(args: argparse.Namespace) -> Registries:
+    from chaingate.oci.client import Registries, RegistryOptions
+
+    options = RegistryOptions(
+        insecure_registries=frozenset(args.insecure_registry or ()),
+        read_timeout=args.timeout,
+        connect_timeout=min(args.timeout, 10.0),
+    )
+    return Registries(options)
+
+
+def _platform(args: argparse.Namespace) -> Any:
+    from chaingate.oci.interface import Platform
+
+    return Platform.parse(args.platform) if args.platform else None
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from chaingate.oci.copy import select_platform
+    from chaingate.oci.stores import open_image
+    from chaingate.oci.tree import inspect_image, render_text
+
+    platform = _platform(args)
+    registries = _registries(args)
+    try:
+        opened = open_image(args.image, registries)
+        with opened.store as store:
+            assert opened.target is not None
+            target = opened.target
+            if platform is not None:
+                root = store.get_manifest(store.resolve(target).digest)
+                if root.is_index:
+                    target = select_platform(store, root, platform).digest
+            result = inspect_image(store, target, str(opened.reference))
+    finally:
+        registries.close()
+    if args.format == "json":
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(render_text(result))
+    return 0
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    from chaingate.oci.archive import ArchiveStore
+    from chaingate.oci.copy import copy_image
+    from chaingate.oci.interface import OCIError
+    from chaingate.oci.reference import LayoutReference, Reference, parse_image_reference
+    from chaingate.oci.stores import open_image
+
+    src_ref = parse_image_reference(args.src)
+    dst_ref = parse_image_reference(args.dst)
+    registries = _registries(args)
+    progress = ProgressPrinter()
+    try:
+        src = open_image(src_ref, registries)
+        repo_tag = src_ref.name if isinstance(src_ref, Reference) else None
+        tag: str | None = None
+        if isinstance(dst_ref, Reference):
+            tag = dst_ref.tag if dst_ref.digest is None else None
+        elif isinstance(dst_ref, LayoutReference):
+            tag = (
+                dst_ref.tag
+                or (src_ref.tag if isinstance(src_ref, Reference | LayoutReference) else None)
+                or "latest"
+            )
+        dst = open_image(dst_ref, registries, write=True, repo_tag=repo_tag)
+        assert src.target is not None
+        try:
+            result = copy_image(
+                src.store,
+                src.target,
+                dst.store,
+                tag=tag,
+                platform=_platform(args),
+                referrers=not args.no_referrers,
+                progress=progress,
+            )
+            digest_pin = getattr(dst_ref, "digest", None)
+            if digest_pin and digest_pin != result.digest:
+                raise OCIError(
+                    f"{args.dst}: destination pins {digest_pin} but the copied image is {result.digest}"
+                )
+        except BaseException:
+            if isinstance(dst.store, ArchiveStore):
+                dst.store.abort()
+            raise
+        finally:
+            src.store.close()
+        dst.store.close()
+    finally:
+        registries.close()
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "digest": result.digest,
+                    "mediaType": result.media_type,
+                    "manifests": result.manifests,
+                    "blobsCopied": result.blobs_copied,
+                    "blobsMounted": result.blobs_mounted,
+                    "blobsPresent": result.blobs_present,
+                    "referrers": list(result.referrers),
+                    "legacyTags": list(result.legacy_tags),
+                    "ignored": [{"digest": r.digest, "reason": r.reason} for r in result.rejected],
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(
+            f"copied {args.src} -> {args.dst}\n  digest: {result.digest}\n"
+            f"  manifests: {result.manifests}, blobs copied: {result.blobs_copied}, mounted: {result.blobs_mounted}, "
+            f"already present: {result.blobs_present}\n  referrers: {len(result.referrers)}, "
+            f"legacy tags: {len(result.legacy_tags)}"
+        )
+        for r in result.rejected:
+            print(f"  ignored referrer {r.digest}: {r.reason}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chaingate",
+        description="Verifiable supply chain for container images: SBOM, provenance, keyless attestations, "
+        "a policy gate and Code Engine deploys.",
+    )
+    parser.add_argument("--version", action="version", version=f"chaingate {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--insecure-registry",
+        action="append",
+        metavar="HOST",
+        help="use plain HTTP for this registry host[:port] (loopback hosts always do); repeatable",
+    )
+    common.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS", help="per-request read timeout (default 60)"
+    )
+    common.add_argument(
+        "--platform", metavar="OS/ARCH[/VARIANT]", help="select one platform of a multi-arch image"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "inspect", parents=[common], help="digest, platforms and the tree of attachments of an image"
+    )
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser(
+        "copy",
+        parents=[common],
+        help="copy an image and its attachments between layout, archive and registry",
+    )
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
+    p.add_argument("--no-referrers", action="store_true", help="copy the image only, not its attachments")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_copy)
+    return parser
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="chaingate: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return func(args)
+    except ChaingateError as e:
+        e.log_and_exit()
+    except OSError as e:
+        # A file the user named could not be read or written: their input, not our bug.
+        where = f"{e.filename}: " if e.filename else ""
+        ChaingateError(f"{where}{e.strerror or e}").log_and_exit()
+    except KeyboardInterrupt:
+        print("chaingate: interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(argv))

@@ -1,0 +1,155 @@
+"""Copy an image and everything attached to it between stores.
+
+Attachments are the point of chaingate, so a copy that dropped them would be a
+silent downgrade: referrers (and referrers of referrers, bounded) follow the
+image, re-attached through the destination's own mechanism — referrers API,
+fallback index or layout — and cosign's legacy tags are copied as tags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chaingate.oci.interface import (
+    Descriptor,
+    ImageStore,
+    Manifest,
+    OCIError,
+    Platform,
+    Progress,
+    RejectedReferrer,
+    no_progress,
+)
+
+#: How deep referrers of referrers are followed, and how many are copied at most.
+MAX_REFERRER_DEPTH = 4
+MAX_REFERRERS = 1000
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    digest: str
+    media_type: str
+    manifests: int
+    blobs_copied: int
+    blobs_mounted: int
+    blobs_present: int
+    referrers: tuple[str, ...]
+    legacy_tags: tuple[str, ...]
+    rejected: tuple[RejectedReferrer, ...]
+
+
+@dataclass
+class _Counts:
+    manifests: int = 0
+    copied: int = 0
+    mounted: int = 0
+    present: int = 0
+    referrers: list[str] = field(default_factory=list)
+    legacy: list[str] = field(default_factory=list)
+    rejected: list[RejectedReferrer] = field(default_factory=list)
+    done: set[str] = field(default_factory=set)
+
+
+def select_platform(store: ImageStore, index: Manifest, platform: Platform) -> Descriptor:
+    """The child of ``index`` for ``platform``; an error listing what exists when none matches."""
+    children = [d for d in index.manifests if d.platform is not None]
+    for d in children:
+        if d.platform is not None and platform.matches(d.platform):
+            return d
+    available = ", ".join(str(d.platform) for d in children) or "none"
+    raise OCIError(
+        f"{store.display}@{index.digest}: no image for platform {platform} (available: {available})"
+    )
+
+
+def copy_image(
+    src: ImageStore,
+    target: str,
+    dst: ImageStore,
+    *,
+    tag: str | None = None,
+    platform: Platform | None = None,
+    referrers: bool = True,
+    progress: Progress = no_progress,
+) -> CopyResult:
+    """Copy the image ``target`` of ``src`` into ``dst`` (tagging it ``tag``) with its attachments."""
+    root = src.get_manifest(src.resolve(target).digest)
+    if platform is not None and root.is_index:
+        root = src.get_manifest(select_platform(src, root, platform).digest)
+    counts = _Counts()
+    copied = _copy_tree(src, dst, root, counts, progress)
+    dst.put_manifest(root, tag=tag)
+    counts.manifests += 1
+    if referrers:
+        for digest in copied:
+            _copy_referrers(src, dst, digest, counts, progress, depth=1)
+    return CopyResult(
+        digest=root.digest,
+        media_type=root.media_type,
+        manifests=counts.manifests,
+        blobs_copied=counts.copied,
+        blobs_mounted=counts.mounted,
+        blobs_present=counts.present,
+        referrers=tuple(counts.referrers),
+        legacy_tags=tuple(counts.legacy),
+        rejected=tuple(counts.rejected),
+    )
+
+
+def _copy_tree(
+    src: ImageStore, dst: ImageStore, manifest: Manifest, counts: _Counts, progress: Progress
+) -> list[str]:
+    """Copy the blobs and child manifests of ``manifest`` (not ``manifest`` itself); return all manifest digests."""
+    digests = [manifest.digest]
+    if manifest.is_index:
+        for child_desc in manifest.manifests:
+            child = src.get_manifest(child_desc.digest)
+            digests.extend(_copy_tree(src, dst, child, counts, progress))
+            dst.put_manifest(child)
+            counts.manifests += 1
+    else:
+        for blob in manifest.children():
+            _copy_blob(src, dst, blob, counts, progress)
+    return digests
+
+
+def _copy_blob(
+    src: ImageStore, dst: ImageStore, blob: Descriptor, counts: _Counts, progress: Progress
+) -> None:
+    if blob.digest in counts.done:
+        return
+    counts.done.add(blob.digest)
+    if dst.has_blob(blob):
+        counts.present += 1
+    elif dst.mount_blob(blob, src):
+        counts.mounted += 1
+    else:
+        dst.put_blob(blob, lambda: src.open_blob(blob), progress=progress)
+        counts.copied += 1
+
+
+def _copy_referrers(
+    src: ImageStore, dst: ImageStore, subject: str, counts: _Counts, progress: Progress, depth: int
+) -> None:
+    listing = src.referrers(subject)
+    counts.rejected.extend(listing.rejected)
+    for ref in listing.referrers:
+        if len(counts.referrers) >= MAX_REFERRERS:
+            raise OCIError(
+                f"{src.display}: more than {MAX_REFERRERS} referrers; refusing to copy an unbounded tree"
+            )
+        if ref.descriptor.digest in counts.referrers:
+            continue
+        _copy_tree(src, dst, ref.manifest, counts, progress)
+        dst.attach(ref.manifest)
+        counts.manifests += 1
+        counts.referrers.append(ref.descriptor.digest)
+        if depth < MAX_REFERRER_DEPTH:
+            _copy_referrers(src, dst, ref.descriptor.digest, counts, progress, depth + 1)
+    for suffix, legacy in src.legacy_attachments(subject):
+        _copy_tree(src, dst, legacy, counts, progress)
+        tag = f"{subject.replace(':', '-', 1)}.{suffix}"
+        dst.put_manifest(legacy, tag=tag)
+        counts.manifests += 1
+        counts.legacy.append(tag)
