@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from chaingate import __version__
 from chaingate.cli import ProgressPrinter, run
+from chaingate.testing.ociregistry import OCIRegistry
 from chaingate.testing.registry import DockerRegistry
 
 
@@ -53,16 +55,25 @@ def test_bad_reference_in_a_subprocess_has_no_traceback() -> None:
 
 
 @pytest.mark.registry
-def test_copy_then_inspect(
+@pytest.mark.parametrize("mode", ["anonymous", "htpasswd", "token"])
+def test_copy_then_inspect_in_each_auth_mode(
+    mode: str,
     docker_registry: DockerRegistry,
+    htpasswd_registry: DockerRegistry,
+    token_registry: DockerRegistry,
     sample_layout: Path,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "empty-docker-config"))
-    dest = f"{docker_registry.host}/cli/sample:1.0"
-    assert run(["copy", f"oci:{sample_layout}:latest", dest, "--format", "json"]) == 0
+    reg = {"anonymous": docker_registry, "htpasswd": htpasswd_registry, "token": token_registry}[mode]
+    config = reg.docker_config(tmp_path / "docker") if mode != "anonymous" else tmp_path / "empty"
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    caplog.set_level(logging.DEBUG)
+    dest = f"{reg.host}/cli/{mode}:1.0"
+    assert run(["-vv", "copy", f"oci:{sample_layout}:latest", dest, "--format", "json"]) == 0
     copied = json.loads(capsys.readouterr().out)
     assert run(["inspect", dest, "--format", "json"]) == 0
     inspected = json.loads(capsys.readouterr().out)
@@ -75,6 +86,34 @@ def test_copy_then_inspect(
     assert f"digest: {copied['digest']}" in capsys.readouterr().out
     assert run(["inspect", f"docker-archive:{tmp_path / 'x.tar'}", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["digest"] == copied["digest"]
+    # Nothing secret in any log line or output, even at debug level.
+    logged = caplog.text + capsys.readouterr().err
+    for secret in reg.users.values():
+        assert secret not in logged
+    if reg.token_server is not None:
+        assert reg.token_server.issued
+        assert "Bearer " not in logged
+
+
+@pytest.mark.registry
+def test_inspect_multi_arch(multiarch_layout: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["inspect", f"oci:{multiarch_layout}", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert [p["platform"] for p in doc["platforms"]] == ["linux/amd64", "linux/arm64/v8"]
+    assert run(["inspect", f"oci:{multiarch_layout}", "--platform", "linux/arm64", "--format", "json"]) == 0
+    arm = json.loads(capsys.readouterr().out)
+    assert arm["digest"] == doc["platforms"][1]["digest"] and arm["platforms"] == []
+
+
+@pytest.mark.registry
+def test_ipv6_loopback_registry(sample_layout: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with OCIRegistry(host="::1") as reg:
+        assert reg.host.startswith("[::1]:")
+        assert run(["copy", f"oci:{sample_layout}", f"{reg.host}/v6/app:1", "--format", "json"]) == 0
+        digest = json.loads(capsys.readouterr().out)["digest"]
+        assert run(["inspect", f"{reg.host}/v6/app@{digest}", "--format", "json"]) == 0
+        assert json.loads(capsys.readouterr().out)["digest"] == digest
 
 
 def test_progress_plain_and_interactive() -> None:
