@@ -257,3 +257,23 @@ def test_tags_pagination(fresh_oci_registry: OCIRegistry, registries: Registries
         fresh_oci_registry.put_manifest_bytes("app", manifest, MANIFEST_TYPE, tag=f"t{i:04d}")
     tags = store(registries, fresh_oci_registry).tags()
     assert len(tags) == 1501 and tags[0] == "t0000" and "v1" in tags
+
+
+def test_a_failed_streamed_upload_restarts_from_the_source(
+    fresh_oci_registry: OCIRegistry, registries: Registries
+) -> None:
+    """A streamed body cannot be replayed: the whole upload restarts from a fresh stream."""
+    data = b"streamed" * 1000
+    desc = Descriptor("application/octet-stream", sha256_digest(data), len(data))
+    opened: list[int] = []
+
+    def opener() -> IO[bytes]:
+        opened.append(1)
+        return bytes_opener(data)()
+
+    fault = fresh_oci_registry.add_fault(Fault(path="/blobs/uploads/", method="PUT", status=503, times=1))
+    store(registries, fresh_oci_registry).put_blob(desc, opener)
+    assert fault.hits == 1
+    assert len(opened) == 2
+    assert fresh_oci_registry.get_stored("app", desc.digest) == data
+    assert len([r for r in fresh_oci_registry.requests if r.method == "POST"]) == 2

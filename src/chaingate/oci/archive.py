@@ -11,6 +11,7 @@ reads them, and with referrers kept in the embedded layout.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from chaingate.oci import media
-from chaingate.oci.digest import VerifiedReader, hasher, read_bounded, sha256_digest
+from chaingate.oci.digest import VerifiedReader, read_bounded, sha256_digest
 from chaingate.oci.interface import (
     Descriptor,
     ImageStore,
@@ -145,8 +146,9 @@ class ArchiveStore(ImageStore):
         self._legacy_tags = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
 
     def _hash_member(self, name: str) -> tuple[str, bool]:
+        """The sha256 digest of a member, and whether it is gzip-compressed (docker saves plain tars)."""
         assert self._files is not None
-        h = hasher("sha256:" + "0" * 64)
+        h = hashlib.sha256()
         with self._files.open(name) as f:
             head = f.read(2)
             h.update(head)
@@ -168,7 +170,7 @@ class ArchiveStore(ImageStore):
     def resolve(self, tag_or_digest: str) -> Descriptor:
         if self._legacy_manifest is not None:
             m = self._legacy_manifest
-            if tag_or_digest in (m.digest, *self._legacy_tags) or tag_or_digest == "latest":
+            if tag_or_digest in (m.digest, *self._legacy_tags):
                 return m.descriptor
             raise NotFound(f"{self.display}: no image {tag_or_digest!r}")
         return self._layout().resolve(tag_or_digest)

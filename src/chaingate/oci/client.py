@@ -519,7 +519,9 @@ class RegistryClient:
             not_found=f"{self.host}/{repository}: blob {descriptor.digest} not found",
         )
         declared = resp.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) != descriptor.size:
+        encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+        # With a Content-Encoding, Content-Length counts encoded bytes; the VerifiedReader still bounds the rest.
+        if declared and declared.isdigit() and not encoded and int(declared) != descriptor.size:
             resp.close()
             exc = SizeLimitExceeded if int(declared) > descriptor.size else DigestMismatch
             raise exc(

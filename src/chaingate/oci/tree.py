@@ -3,17 +3,27 @@
 Inspection is a read-only, informational view: predicate types shown here come
 from manifest annotations and are labelled as such. The gate never uses them;
 it reads the predicate type from the signed statement.
+
+For a Sigstore bundle attachment, inspect also shows what the bundle says —
+the signed statement's predicate type, the signer identity from the Fulcio
+certificate, the Rekor log index and integrated time — read with
+sigstore-python's parser but not verified (``"verified": false``): it helps
+a human see what is there, it is not evidence.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaingate.oci import media
-from chaingate.oci.interface import ImageStore, Manifest, RejectedReferrer
+from chaingate.oci.interface import ImageStore, Manifest, OCIError, RejectedReferrer
+
+if TYPE_CHECKING:
+    from chaingate.signing.bundle import BundleSummary
 
 MAX_DEPTH = 3
+_BUNDLE_MEDIA_PREFIX = "application/vnd.dev.sigstore.bundle"
 
 
 @dataclass(frozen=True)
@@ -27,9 +37,12 @@ class AttachmentNode:
     #: From the ``dev.sigstore.bundle.predicateType`` annotation: informational only.
     predicate_type: str | None
     children: tuple[AttachmentNode, ...]
+    #: What a Sigstore bundle attachment says (unverified), or why it could not be read.
+    bundle: BundleSummary | None = None
+    bundle_error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "digest": self.digest,
             "mediaType": self.media_type,
             "artifactType": self.artifact_type,
@@ -38,6 +51,11 @@ class AttachmentNode:
             "predicateTypeAnnotation": self.predicate_type,
             "attachments": [c.to_dict() for c in self.children],
         }
+        if self.bundle is not None:
+            out["bundle"] = self.bundle.to_dict()
+        elif self.bundle_error is not None:
+            out["bundle"] = {"verified": False, "error": self.bundle_error}
+        return out
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,25 @@ def _total_size(manifest: Manifest) -> int:
     return manifest.descriptor.size + sum(d.size for d in manifest.children())
 
 
+def _read_bundle(store: ImageStore, manifest: Manifest) -> tuple[BundleSummary | None, str | None]:
+    """The summary of a bundle attachment's layer, or the reason it has none; never raises for bad content."""
+    from chaingate.oci.digest import read_bounded
+    from chaingate.signing.bundle import MAX_BUNDLE_BYTES, BundleReadError, summarize
+
+    layers = [d for d in manifest.layers if d.media_type.startswith(_BUNDLE_MEDIA_PREFIX)]
+    if not layers:
+        return None, "no Sigstore bundle layer"
+    layer = layers[0]
+    if layer.size > MAX_BUNDLE_BYTES:
+        return None, f"bundle layer of {layer.size} bytes exceeds {MAX_BUNDLE_BYTES}"
+    try:
+        with store.open_blob(layer) as stream:
+            raw = read_bounded(stream, MAX_BUNDLE_BYTES, what=f"bundle {layer.digest}")
+        return summarize(raw), None
+    except (OCIError, BundleReadError) as e:
+        return None, str(e)
+
+
 def _attachments(
     store: ImageStore, subject: str, depth: int, rejected: list[RejectedReferrer]
 ) -> tuple[AttachmentNode, ...]:
@@ -87,6 +124,11 @@ def _attachments(
     for ref in listing.referrers:
         m = ref.manifest
         children = _attachments(store, m.digest, depth + 1, rejected) if depth < MAX_DEPTH else ()
+        bundle, bundle_error = (
+            _read_bundle(store, m)
+            if (m.artifact_type or "").startswith(_BUNDLE_MEDIA_PREFIX)
+            else (None, None)
+        )
         nodes.append(
             AttachmentNode(
                 m.digest,
@@ -96,6 +138,8 @@ def _attachments(
                 ref.source,
                 m.annotations.get(media.ANNOTATION_PREDICATE_TYPE),
                 children,
+                bundle,
+                bundle_error,
             )
         )
     for suffix, legacy in store.legacy_attachments(subject):
@@ -155,7 +199,29 @@ def _render_attachments(nodes: tuple[AttachmentNode, ...], prefix: str, lines: l
         lines.append(
             f"{prefix}{'└── ' if last else '├── '}{node.digest}  {kind}  {_human(node.size)}  [{node.source}]{predicate}"
         )
-        _render_attachments(node.children, prefix + ("    " if last else "│   "), lines)
+        inner = prefix + ("    " if last else "│   ")
+        if node.bundle is not None:
+            lines.extend(f"{inner}    {line}" for line in _bundle_lines(node.bundle))
+        elif node.bundle_error is not None:
+            lines.append(f"{inner}    bundle unreadable: {node.bundle_error}")
+        _render_attachments(node.children, inner, lines)
+
+
+def _bundle_lines(bundle: BundleSummary) -> list[str]:
+    lines = [f"statement: {bundle.predicate_type or 'none'} (signed payload; not verified)"]
+    if bundle.identity is not None:
+        lines.append(f"signer:    {bundle.identity.san} (issuer {bundle.identity.issuer})")
+        claims = bundle.identity.claims
+        workflow = claims.get("buildSignerURI") or claims.get("githubWorkflowRepository")
+        if workflow:
+            lines.append(
+                f"workflow:  {workflow} @ {claims.get('sourceRepositoryDigest') or claims.get('githubWorkflowSha', '')}"
+            )
+    if bundle.tlog is not None:
+        lines.append(
+            f"rekor:     log index {bundle.tlog.log_index}, integrated {bundle.tlog.to_dict()['integratedTimeUTC']}"
+        )
+    return lines
 
 
 def render_text(inspection: Inspection) -> str:
