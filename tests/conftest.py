@@ -15,6 +15,7 @@ from chaingate.oci.client import Registries, RegistryOptions
 from chaingate.oci.credentials import CredentialStore
 from chaingate.testing.ociregistry import OCIRegistry
 from chaingate.testing.registry import DockerRegistry
+from chaingate.testing.sigstore import SigstoreStack
 
 
 @pytest.fixture(scope="session")
@@ -110,3 +111,10 @@ def multiarch_layout(tmp_path: Path) -> Path:
         for arch, variant in (("amd64", None), ("arm64", "v8"))
     ]
     return write_layout(tmp_path / "multiarch-layout", build_index(images), tag="latest")
+
+
+@pytest.fixture(scope="session")
+def sigstore_stack() -> Iterator[SigstoreStack]:
+    """The loopback OIDC issuer, Fulcio and Rekor, with a trust config naming them (one per session)."""
+    with SigstoreStack() as stack:
+        yield stack

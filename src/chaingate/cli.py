@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaingate import __version__
@@ -187,6 +188,124 @@ def cmd_copy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _target_image(args: argparse.Namespace, registries: Registries) -> Any:
+    """The image to sign or describe, with ``--platform`` narrowed to that platform's manifest digest."""
+    import dataclasses
+
+    from chaingate.oci.copy import select_platform
+    from chaingate.oci.stores import open_image
+
+    opened = open_image(args.image, registries)
+    platform = _platform(args)
+    if platform is not None and opened.target is not None:
+        root = opened.store.get_manifest(opened.store.resolve(opened.target).digest)
+        if root.is_index:
+            opened = dataclasses.replace(opened, target=select_platform(opened.store, root, platform).digest)
+    return opened
+
+
+def cmd_provenance(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from chaingate.ci.flags import BuildOverrides, apply
+    from chaingate.ci.interface import detect
+    from chaingate.provenance.image import image_provenance, parse_base_image
+    from chaingate.provenance.slsa import check_context
+
+    context = apply(
+        detect(os.environ, args.ci),
+        BuildOverrides(
+            build_type=args.build_type,
+            builder_id=args.builder_id,
+            invocation_id=args.invocation_id,
+            source_uri=args.source_uri,
+            source_ref=args.source_ref,
+            source_commit=args.source_commit,
+            started_on=args.started_on,
+            finished_on=args.finished_on,
+            external_parameters=args.external_parameter or (),
+            internal_parameters=args.internal_parameter or (),
+        ),
+    )
+    check_context(context)
+    bases = [parse_base_image(text, "--base-image", "flag") for text in args.base_image or ()]
+    registries = _registries(args)
+    try:
+        opened = _target_image(args, registries)
+        with opened.store as store:
+            if opened.target is None:
+                raise ChaingateError(f"{args.image}: no image to describe (name a tag or digest)")
+            result = image_provenance(
+                store,
+                opened.target,
+                opened.reference,
+                context,
+                base_images=bases,
+                generated_at=datetime.now(UTC).replace(microsecond=0),
+            )
+    finally:
+        registries.close()
+    text = json.dumps(result.statement, indent=2) + "\n"
+    if args.output:
+        out = Path(args.output)
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+        print(f"wrote {out}: SLSA v1 provenance for {args.image} ({result.digest}, {context.system})")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _attest(args: argparse.Namespace, loaded: Any) -> int:
+    """Shared by ``sign`` and ``attest``: offline checks first, then resolve, sign, attach."""
+    from datetime import UTC, datetime
+
+    from chaingate.signing.attest import attest_image, prepare_signer
+    from chaingate.signing.tokens import resolve_token
+    from chaingate.signing.trust import load_trust_config
+
+    token = resolve_token(token=args.identity_token, token_file=args.identity_token_file, env=os.environ)
+    signer = prepare_signer(token, load_trust_config(args.trust_config))
+    registries = _registries(args)
+    try:
+        opened = _target_image(args, registries)
+        with opened.store:
+            result = attest_image(opened, loaded, signer, now=datetime.now(UTC))
+    finally:
+        registries.close()
+    if args.format == "json":
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    identity = result.identity
+    print(
+        f"attached {result.predicate_type} to {result.image}\n"
+        f"  digest:   {result.subject_digest}\n"
+        f"  referrer: {result.referrer.digest} ({result.referrer.artifact_type})\n"
+        f"  rekor:    log index {result.tlog.log_index} "
+        f"(integrated {result.tlog.to_dict()['integratedTimeUTC']})\n"
+        f"  signer:   {identity.san} (issuer {identity.issuer})"
+    )
+    if result.sbom_referrer is not None:
+        print(
+            f"  sbom:     {result.sbom_referrer.digest} ({result.sbom_referrer.blob_size} bytes, "
+            "attached by reference)"
+        )
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from chaingate.signing.attest import sign_predicate
+
+    return _attest(args, sign_predicate())
+
+
+def cmd_attest(args: argparse.Namespace) -> int:
+    from chaingate.signing.predicates import load_predicate, predicate_type_for
+
+    return _attest(args, load_predicate(Path(args.predicate), predicate_type_for(args.type)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chaingate",
@@ -227,6 +346,84 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-referrers", action="store_true", help="copy the image only, not its attachments")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_copy)
+
+    p = sub.add_parser(
+        "provenance",
+        parents=[common],
+        help="SLSA v1 provenance (an in-toto Statement v1) for an image, from the CI environment or flags",
+    )
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the statement here (default: stdout)")
+    p.add_argument(
+        "--ci",
+        choices=("auto", "none", "github-actions", "tekton", "ibm-toolchain"),
+        default="auto",
+        help="where the build context comes from (default: detect; none = flags only)",
+    )
+    p.add_argument("--build-type", metavar="URI", help="buildDefinition.buildType")
+    p.add_argument("--builder-id", metavar="URI", help="runDetails.builder.id")
+    p.add_argument("--invocation-id", metavar="ID", help="runDetails.metadata.invocationId")
+    p.add_argument("--source-uri", metavar="URL", help="source repository (e.g. https://github.com/org/app)")
+    p.add_argument("--source-ref", metavar="REF", help="source ref built (e.g. refs/heads/main)")
+    p.add_argument("--source-commit", metavar="SHA", help="source commit built (40 or 64 hex digits)")
+    p.add_argument("--started-on", metavar="TIME", help="build start, RFC 3339 (…Z) or epoch seconds")
+    p.add_argument("--finished-on", metavar="TIME", help="build end, RFC 3339 (…Z) or epoch seconds")
+    p.add_argument(
+        "--base-image",
+        action="append",
+        metavar="NAME@DIGEST",
+        help="a base image, pinned by digest (repeatable; added to those the image's labels name)",
+    )
+    p.add_argument(
+        "--external-parameter", action="append", metavar="KEY=VALUE", help="add to externalParameters"
+    )
+    p.add_argument(
+        "--internal-parameter", action="append", metavar="KEY=VALUE", help="add to internalParameters"
+    )
+    p.set_defaults(func=cmd_provenance)
+
+    signing = argparse.ArgumentParser(add_help=False)
+    signing.add_argument(
+        "--trust-config",
+        type=Path,
+        metavar="FILE",
+        help="Sigstore ClientTrustConfig JSON (default: public-good Sigstore, fetched over TUF)",
+    )
+    tokens = signing.add_mutually_exclusive_group()
+    tokens.add_argument(
+        "--identity-token",
+        metavar="TOKEN",
+        help="OIDC identity token (default: $SIGSTORE_ID_TOKEN, then GitHub Actions' ambient token)",
+    )
+    tokens.add_argument(
+        "--identity-token-file", type=Path, metavar="PATH", help="read the OIDC token from a file"
+    )
+    signing.add_argument("--format", choices=("text", "json"), default="text")
+
+    p = sub.add_parser(
+        "sign",
+        parents=[common, signing],
+        help="keyless-sign an image (cosign v3 signature: predicate https://sigstore.dev/cosign/sign/v1)",
+    )
+    p.add_argument("image", metavar="IMAGE")
+    p.set_defaults(func=cmd_sign)
+
+    p = sub.add_parser(
+        "attest",
+        parents=[common, signing],
+        help="keyless-sign a predicate about an image and attach the Sigstore bundle as a referrer",
+    )
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument(
+        "--predicate", required=True, metavar="FILE", help="a bare predicate or a whole in-toto Statement v1"
+    )
+    p.add_argument(
+        "--type",
+        required=True,
+        metavar="TYPE",
+        help="slsaprovenance|slsaprovenance1|cyclonedx|spdxjson|vuln|vsa, or a predicate type URI",
+    )
+    p.set_defaults(func=cmd_attest)
     return parser
 
 

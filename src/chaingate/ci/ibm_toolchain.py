@@ -1,0 +1,107 @@
+"""IBM Cloud Toolchain (Continuous Delivery Tekton pipelines): chaingate's own build type.
+
+IBM publishes no SLSA build type for its pipelines, so chaingate defines one,
+``https://chaingate.dev/buildtypes/ibm-toolchain/v1``, documented here.
+
+Environment (IBM exposes run data as PipelineRun annotations; chaingate's
+Toolchain step maps them with ``fieldRef`` as IBM's docs show):
+
+=====================  ===============================================  =========================
+variable               source                                           used for
+=====================  ===============================================  =========================
+``PIPELINE_ID``        ``devops.cloud.ibm.com/pipeline-id``              externalParameters
+``PIPELINE_RUN_ID``    ``devops.cloud.ibm.com/tekton-pipeline``          detection, invocationId
+``PIPELINE_RUN_URL``   ``devops.cloud.ibm.com/pipeline-run-url``         invocationId (preferred)
+``BUILD_NUMBER``       ``devops.cloud.ibm.com/build-number``             internalParameters
+``TRIGGER_NAME``       ``devops.cloud.ibm.com/trigger-name``             externalParameters
+``TRIGGER_TYPE``       ``devops.cloud.ibm.com/trigger-type``             externalParameters
+``TOOLCHAIN_ID``       the toolchain's id (pipeline property)            detection, externalParameters
+``GIT_URL``            the app repository URL                           source
+``GIT_BRANCH``         the branch or ref built                          source ref, externalParameters
+``GIT_COMMIT``         the commit built                                 source digest
+``IBM_BUILDER_ID``     override of ``builder.id``                       builder.id
+=====================  ===============================================  =========================
+
+Detected when ``PIPELINE_RUN_ID`` is set together with ``TOOLCHAIN_ID`` or a
+``PIPELINE_RUN_URL`` on ``cloud.ibm.com``.
+
+Build type ``https://chaingate.dev/buildtypes/ibm-toolchain/v1``:
+
+- ``externalParameters`` (what the toolchain's user controls):
+  ``{"pipeline": {"id", "toolchainId"}, "trigger": {"name", "type"},
+  "source": {"repository", "ref"}}`` — members absent when unknown;
+- ``internalParameters``: ``{"ibmToolchain": {"buildNumber", "pipelineRunId"}}``;
+- ``resolvedDependencies``: the source as ``git+<GIT_URL>[@<GIT_BRANCH>]`` with
+  ``{"gitCommit": <GIT_COMMIT>}``, plus base images;
+- ``builder.id``: ``https://cloud.ibm.com/devops/pipelines/tekton/<PIPELINE_ID>``
+  (one pipeline is one trusted build platform, as one workflow is on GitHub);
+- ``invocationId``: ``PIPELINE_RUN_URL``, else ``PIPELINE_RUN_ID``.
+
+The ``triggered-by`` annotation (an IBMid) is deliberately left out: it is a
+personal identifier, and provenance is often public.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from chaingate.ci.interface import BuildContext, check_commit, check_uri, optional
+
+BUILD_TYPE = "https://chaingate.dev/buildtypes/ibm-toolchain/v1"
+BUILDER_PREFIX = "https://cloud.ibm.com/devops/pipelines/tekton/"
+FALLBACK_BUILDER_ID = "https://chaingate.dev/builders/ibm-toolchain/v1"
+SYSTEM = "ibm-toolchain"
+
+
+def _is_ibm(env: Mapping[str, str]) -> bool:
+    if not optional(env, "PIPELINE_RUN_ID"):
+        return False
+    if optional(env, "TOOLCHAIN_ID"):
+        return True
+    host = urlsplit(optional(env, "PIPELINE_RUN_URL") or "").hostname or ""
+    return host == "cloud.ibm.com" or host.endswith(".cloud.ibm.com")
+
+
+def from_env(env: Mapping[str, str]) -> BuildContext | None:
+    """The context of a step in an IBM Continuous Delivery pipeline run, or None elsewhere."""
+    if not _is_ibm(env):
+        return None
+    run_id = optional(env, "PIPELINE_RUN_ID")
+    run_url = optional(env, "PIPELINE_RUN_URL")
+    pipeline_id = optional(env, "PIPELINE_ID")
+    git_url = optional(env, "GIT_URL")
+    git_ref = optional(env, "GIT_BRANCH")
+    git_commit = optional(env, "GIT_COMMIT")
+
+    external: dict[str, Any] = {}
+    pipeline = _present({"id": pipeline_id, "toolchainId": optional(env, "TOOLCHAIN_ID")})
+    if pipeline:
+        external["pipeline"] = pipeline
+    trigger = _present({"name": optional(env, "TRIGGER_NAME"), "type": optional(env, "TRIGGER_TYPE")})
+    if trigger:
+        external["trigger"] = trigger
+    source = _present({"repository": git_url, "ref": git_ref})
+    if source:
+        external["source"] = source
+    internal = _present({"buildNumber": optional(env, "BUILD_NUMBER"), "pipelineRunId": run_id})
+
+    builder = optional(env, "IBM_BUILDER_ID") or (
+        f"{BUILDER_PREFIX}{pipeline_id}" if pipeline_id else FALLBACK_BUILDER_ID
+    )
+    return BuildContext(
+        system=SYSTEM,
+        build_type=BUILD_TYPE,
+        builder_id=check_uri(builder, "builder id ($IBM_BUILDER_ID / $PIPELINE_ID)"),
+        invocation_id=run_url or run_id,
+        source_uri=check_uri(git_url, "$GIT_URL") if git_url else None,
+        source_ref=git_ref,
+        source_commit=check_commit(git_commit, "$GIT_COMMIT") if git_commit else None,
+        external_parameters=external,
+        internal_parameters={"ibmToolchain": internal} if internal else {},
+    )
+
+
+def _present(values: Mapping[str, str | None]) -> dict[str, str]:
+    return {key: value for key, value in values.items() if value is not None}

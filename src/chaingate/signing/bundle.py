@@ -1,0 +1,115 @@
+"""Reading a Sigstore bundle for display: statement, signer, Rekor entry — without verifying it.
+
+``inspect`` and ``attest`` both report what a bundle says. Parsing goes
+through sigstore-python's ``Bundle.from_json`` so a bundle chaingate shows is
+one sigstore would at least load; but nothing here checks a signature, a
+chain or an inclusion proof, and every summary says so. Decisions are made
+by the verifier, never from these fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaingate.provenance.statement import PAYLOAD_TYPE
+from chaingate.signing.identity import certificate_identity
+from chaingate.signing.interface import SignerIdentity, TransparencyLogEntry
+
+#: Bundles are kilobytes; one carrying an inline SBOM of the inline limit is a
+#: few MiB once base64-encoded. Nothing legitimate comes near this.
+MAX_BUNDLE_BYTES = 32 * 1024 * 1024
+
+
+class BundleReadError(ValueError):
+    """A bundle that sigstore cannot load, or whose payload is not an in-toto statement."""
+
+
+@dataclass(frozen=True)
+class BundleSummary:
+    """What a bundle claims. ``verified`` is always False: this is a description, not a check."""
+
+    media_type: str
+    content: str
+    predicate_type: str | None
+    subject_digests: tuple[str, ...]
+    identity: SignerIdentity | None
+    tlog: TransparencyLogEntry | None
+    statement: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    verified: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verified": self.verified,
+            "note": "informational: read from the bundle without verification",
+            "mediaType": self.media_type,
+            "content": self.content,
+            "predicateType": self.predicate_type,
+            "subjectDigests": list(self.subject_digests),
+            "signer": self.identity.to_dict() if self.identity else None,
+            "rekor": self.tlog.to_dict() if self.tlog else None,
+        }
+
+
+def _tlog(doc: dict[str, Any]) -> TransparencyLogEntry | None:
+    entries = (doc.get("verificationMaterial") or {}).get("tlogEntries") or []
+    if not entries or not isinstance(entries[0], dict):
+        return None
+    entry = entries[0]
+    try:
+        index = int(entry.get("logIndex", ""))
+        integrated = int(entry.get("integratedTime", "0"))
+    except (TypeError, ValueError):
+        return None
+    log_id = (entry.get("logId") or {}).get("keyId")
+    return TransparencyLogEntry(index, integrated, log_id if isinstance(log_id, str) else None)
+
+
+def _statement(doc: dict[str, Any]) -> dict[str, Any] | None:
+    envelope = doc.get("dsseEnvelope")
+    if not isinstance(envelope, dict):
+        return None
+    if envelope.get("payloadType") != PAYLOAD_TYPE:
+        raise BundleReadError(f"DSSE payload type is {envelope.get('payloadType')!r}, not {PAYLOAD_TYPE}")
+    try:
+        payload = json.loads(base64.b64decode(envelope.get("payload", ""), validate=True))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise BundleReadError("DSSE payload is not base64 JSON") from None
+    if not isinstance(payload, dict):
+        raise BundleReadError("DSSE payload is not a JSON object")
+    return payload
+
+
+def summarize(raw: bytes) -> BundleSummary:
+    """Load ``raw`` with sigstore-python and describe it; :class:`BundleReadError` if it does not load."""
+    from sigstore.models import Bundle
+
+    if len(raw) > MAX_BUNDLE_BYTES:
+        raise BundleReadError(f"bundle larger than {MAX_BUNDLE_BYTES} bytes")
+    try:
+        bundle = Bundle.from_json(raw)
+    except Exception as e:  # sigstore raises InvalidBundle, ValueError, KeyError… for bad input
+        raise BundleReadError(f"not a loadable Sigstore bundle ({' '.join(str(e).split())[:200]})") from None
+    doc = json.loads(raw)
+    statement = _statement(doc)
+    subjects: list[str] = []
+    predicate_type = None
+    if statement is not None:
+        value = statement.get("predicateType")
+        predicate_type = value if isinstance(value, str) else None
+        for entry in statement.get("subject") or []:
+            digest = entry.get("digest") if isinstance(entry, dict) else None
+            if isinstance(digest, dict):
+                subjects.extend(f"{k}:{v}" for k, v in sorted(digest.items()) if isinstance(v, str))
+    return BundleSummary(
+        media_type=str(doc.get("mediaType", "")),
+        content="dsse-envelope" if statement is not None else "message-signature",
+        predicate_type=predicate_type,
+        subject_digests=tuple(subjects),
+        identity=certificate_identity(bundle.signing_certificate),
+        tlog=_tlog(doc),
+        statement=statement,
+    )
