@@ -8,6 +8,7 @@ The services stop when the job ends, whatever happens, and no process is left.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import subprocess
@@ -18,6 +19,12 @@ from pathlib import Path
 
 from chaingate.testing.images import sample_image, write_layout
 from chaingate.testing.registry import DockerRegistry
+from chaingate.testing.sigstore import SigstoreStack
+from chaingate.testing.sigstore.oidc import github_actions_claims
+
+DEMO_REPOSITORY = "example-org/sample-app"
+DEMO_BUILDER = f"https://github.com/{DEMO_REPOSITORY}/.github/workflows/release.yml@refs/heads/main"
+DEMO_SUBJECT = f"repo:{DEMO_REPOSITORY}:ref:refs/heads/main"
 
 
 def _step(title: str) -> None:
@@ -36,6 +43,18 @@ def _chaingate(*args: str, env: dict[str, str] | None = None) -> str:
     return out.stdout
 
 
+def _digest_of(ref: str, env: dict[str, str]) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "chaingate", "inspect", ref, "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    digest: str = json.loads(out.stdout)["digest"]
+    return digest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaingate.testing.demo", description=__doc__)
     parser.add_argument("--output", type=Path, default=Path("demo-output"), help="where artifacts are kept")
@@ -52,20 +71,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     layout = write_layout(out / "sample-layout", image, tag="1.0")
     print(f"image {image.digest} with {len(image.layers)} layers -> oci:{layout}:1.0")
 
-    with DockerRegistry("anonymous", workdir=out / "registry") as registry:
-        _step(f"2. Debian's docker-registry started on {registry.url}")
+    with (
+        DockerRegistry("anonymous", workdir=out / "registry") as registry,
+        SigstoreStack(out / "sigstore") as stack,
+    ):
+        _step(f"2. local services: Debian's docker-registry on {registry.url}, Sigstore-compatible stack")
+        print(f"   OIDC issuer {stack.issuer_url}, Fulcio {stack.fulcio_url}, Rekor {stack.rekor_url}")
+        print(f"   trust config (private Sigstore): {stack.trust_config_path}")
         ref = f"{registry.host}/demo/sample:1.0"
+        token_file = out / "identity-token"
+        claims = github_actions_claims(
+            repository=DEMO_REPOSITORY, workflow_path=".github/workflows/release.yml"
+        )
+        token_file.write_text(stack.mint_token(DEMO_SUBJECT, extra_claims=claims, expires_in=1800))
+        token_file.chmod(0o600)
+        signing = ["--trust-config", str(stack.trust_config_path), "--identity-token-file", str(token_file)]
 
-        _step("3. copy the image, with its attachments, into the registry")
+        _step("3. push the image (copy, with any attachments) into the registry")
         _chaingate("copy", f"oci:{layout}:1.0", ref, env=env)
+        digest = _digest_of(ref, env)
+        pinned = f"{registry.host}/demo/sample@{digest}"
 
-        _step("4. inspect it: digest, media type, attachments")
-        _chaingate("inspect", ref, env=env)
-        _chaingate("copy", ref, f"docker-archive:{out / 'sample.tar'}", env=env)
+        _step(
+            "4. SLSA v1 provenance for the digest (build context from flags here; from the CI env in a pipeline)"
+        )
+        provenance = out / "provenance.json"
+        _chaingate(
+            "provenance",
+            pinned,
+            "--ci",
+            "none",
+            "-o",
+            str(provenance),
+            "--build-type",
+            "https://actions.github.io/buildtypes/workflow/v1",
+            "--builder-id",
+            DEMO_BUILDER,
+            "--source-uri",
+            f"https://github.com/{DEMO_REPOSITORY}",
+            "--source-commit",
+            "a" * 40,
+            "--source-ref",
+            "refs/heads/main",
+            env=env,
+        )
+
+        _step("5. keyless attestations: OIDC token -> Fulcio certificate -> DSSE -> Rekor -> OCI referrer")
+        _chaingate(
+            "attest", pinned, "--predicate", str(provenance), "--type", "slsaprovenance", *signing, env=env
+        )
+        _chaingate("sign", pinned, *signing, env=env)
+
+        _step("6. inspect: the image and every attachment, with signer identity and log entry")
+        _chaingate("inspect", pinned, env=env)
+        _chaingate("copy", pinned, f"docker-archive:{out / 'sample.tar'}", env=env)
 
     _step("done")
-    print(f"artifacts: {out}  (OCI layout, docker archive)")
-    print("the registry has been stopped; no process is left running")
+    print(f"artifacts in {out}: OCI layout, provenance.json, docker archive with attachments, trust config")
+    print("the registry and the Sigstore stack have been stopped; no process is left running")
     return 0
 
 
