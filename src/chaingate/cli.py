@@ -204,6 +204,40 @@ def _target_image(args: argparse.Namespace, registries: Registries) -> Any:
     return opened
 
 
+def cmd_sbom(args: argparse.Namespace) -> int:
+    from chaingate.oci.reference import Reference
+    from chaingate.oci.stores import open_image
+    from chaingate.sbom.image import image_sbom
+
+    platform = _platform(args)
+    registries = _registries(args)
+    try:
+        opened = open_image(args.image, registries)
+        with opened.store as store:
+            assert opened.target is not None
+            ref = opened.reference
+            name = ref.name if isinstance(ref, Reference) else str(ref)
+            result = image_sbom(store, opened.target, name, platform=platform, progress=ProgressPrinter())
+    finally:
+        registries.close()
+    _write_output(args.output, result.document)
+    if args.output:
+        print(f"wrote CycloneDX 1.6 SBOM of {args.image} ({result.digest}) to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _write_output(path: str | None, data: bytes) -> None:
+    """Write a result file atomically (a reader never sees half of it), or to stdout."""
+    if not path:
+        sys.stdout.buffer.write(data if data.endswith(b"\n") else data + b"\n")
+        sys.stdout.flush()
+        return
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
 def cmd_provenance(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
@@ -335,6 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("sbom", parents=[common], help="CycloneDX 1.6 SBOM of an image's final filesystem")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the SBOM here (default: stdout)")
+    p.set_defaults(func=cmd_sbom)
 
     p = sub.add_parser(
         "copy",
