@@ -340,6 +340,110 @@ def cmd_attest(args: argparse.Namespace) -> int:
     return _attest(args, load_predicate(Path(args.predicate), predicate_type_for(args.type)))
 
 
+def _vsa_signer(args: argparse.Namespace) -> Any:
+    """The signer for the decision's VSA, or None when no identity is at hand (the record stays unsigned).
+
+    An identity is at hand when a token flag is given or the environment
+    offers one ($SIGSTORE_ID_TOKEN, GitHub Actions' token service). It is
+    checked offline before the image is verified, so a bad token fails as a
+    usage error before anything is read, as for ``attest``.
+    """
+    if args.no_sign:
+        return None
+    from chaingate.signing.tokens import ENV_GITHUB_TOKEN, ENV_GITHUB_URL, ENV_TOKEN, resolve_token
+
+    ambient = bool(os.environ.get(ENV_TOKEN, "").strip()) or bool(
+        os.environ.get(ENV_GITHUB_URL) and os.environ.get(ENV_GITHUB_TOKEN)
+    )
+    if args.identity_token is None and args.identity_token_file is None and not ambient:
+        return None
+    from chaingate.signing.attest import prepare_signer
+    from chaingate.signing.trust import load_trust_config
+
+    token = resolve_token(token=args.identity_token, token_file=args.identity_token_file, env=os.environ)
+    return prepare_signer(token, load_trust_config(args.trust_config))
+
+
+def _attach_vsa(
+    args: argparse.Namespace, decision: Any, signer: Any, registries: Registries
+) -> dict[str, Any]:
+    """Sign the VSA and attach it to the verified digest; a failure is reported, never a changed verdict."""
+    if signer is None:
+        return {
+            "signed": False,
+            "reason": "no signing identity (flags, $SIGSTORE_ID_TOKEN or GitHub Actions)",
+        }
+    if not decision.digest:
+        return {"signed": False, "reason": "the image was not resolved; there is no digest to attest about"}
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from chaingate.oci.reference import ArchiveReference
+    from chaingate.oci.stores import open_image
+    from chaingate.policy.record import VSA_PREDICATE_TYPE
+    from chaingate.signing.attest import attest_image
+    from chaingate.signing.predicates import LoadedPredicate
+
+    try:
+        opened = dataclasses.replace(open_image(args.image, registries), target=decision.digest)
+        if isinstance(opened.reference, ArchiveReference):
+            opened.store.close()
+            return {"signed": False, "reason": "a docker archive cannot carry attachments"}
+        loaded = LoadedPredicate(
+            VSA_PREDICATE_TYPE, decision.vsa_statement()["predicate"], "chaingate verify"
+        )
+        with opened.store:
+            result = attest_image(opened, loaded, signer, now=datetime.now(UTC))
+    except ChaingateError as e:
+        log.warning("the decision was not attached: %s", e.message)
+        return {"signed": False, "reason": f"signing or attaching the VSA failed: {e.message}"}
+    out: dict[str, Any] = {"signed": True, **result.to_dict()}
+    return out
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from chaingate.errors import EXIT_DENIED
+    from chaingate.policy import load_policy
+    from chaingate.verify import verify_image
+    from chaingate.verify.render import render_text
+
+    policy = load_policy(Path(args.policy))
+    platform = _platform(args)
+    signer = _vsa_signer(args)
+    registries = _registries(args)
+    try:
+        decision = verify_image(
+            args.image,
+            policy,
+            registries=registries,
+            trust_config=args.trust_config,
+            project=args.project,
+            platform=platform,
+        )
+        attachment = _attach_vsa(args, decision, signer, registries)
+    finally:
+        registries.close()
+    document = decision.record()
+    document["vsa"] = decision.vsa_statement() if decision.digest else None
+    document["vsaAttestation"] = attachment
+    if args.output:
+        out = Path(args.output)
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(out)
+    if args.format == "json":
+        print(json.dumps(document, indent=2))
+    else:
+        print(render_text(decision))
+        if attachment["signed"]:
+            print(f"\ndecision signed and attached: VSA referrer {attachment['referrer']}")
+        else:
+            print(f"\ndecision record not signed: {attachment['reason']}")
+        if args.output:
+            print(f"wrote {args.output}")
+    return 0 if decision.allowed else EXIT_DENIED
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chaingate",
@@ -463,6 +567,59 @@ def build_parser() -> argparse.ArgumentParser:
         help="slsaprovenance|slsaprovenance1|cyclonedx|spdxjson|vuln|vsa, or a predicate type URI",
     )
     p.set_defaults(func=cmd_attest)
+    p = sub.add_parser(
+        "verify",
+        parents=[common, signing],
+        help="the gate: verify every attachment against a policy; exit 0 allowed, 1 denied, 2 usage",
+    )
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--policy", required=True, metavar="FILE", help="the policy file (version 1)")
+    p.add_argument("--project", metavar="ID", help="apply this project's override from the policy's projects")
+    p.add_argument(
+        "-o", "--output", metavar="DECISION", help="write the JSON decision record (with its VSA) here"
+    )
+    p.add_argument(
+        "--no-sign",
+        action="store_true",
+        help="never sign or attach the decision, even with an identity at hand",
+    )
+    p.set_defaults(func=cmd_verify)
+
+    ibm = argparse.ArgumentParser(add_help=False)
+    ibm.add_argument("--project", required=True, metavar="ID", help="the Code Engine project ID")
+    ibm.add_argument(
+        "--region", metavar="REGION", help="Code Engine region (e.g. us-south); default: $CODE_ENGINE_URL"
+    )
+    ibm.add_argument(
+        "--auth",
+        choices=("apikey", "container", "assume"),
+        help="IAM authenticator: a service ID's API key, a compute-resource token + trusted profile, or an "
+        "API key assuming a trusted profile (default: the IBM SDK's CODE_ENGINE_* configuration)",
+    )
+    ibm.add_argument(
+        "--apikey-file", type=Path, metavar="FILE", help="read the API key here (default: $IBMCLOUD_API_KEY)"
+    )
+    ibm.add_argument("--profile-id", metavar="ID", help="trusted profile ID for --auth container|assume")
+    ibm.add_argument(
+        "--profile-name", metavar="NAME", help="trusted profile name for --auth container|assume"
+    )
+    ibm.add_argument(
+        "--cr-token-file", type=Path, metavar="FILE", help="compute resource token for --auth container"
+    )
+    ibm.add_argument("--iam-url", metavar="URL", help="IAM token service (default https://iam.cloud.ibm.com)")
+    ibm.add_argument("--account-id", metavar="ID", help="the account (default: the project's)")
+    ibm.add_argument(
+        "--request-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="per-request timeout for IBM Cloud and registry calls (default 30)",
+    )
+    ibm.add_argument("--format", choices=("text", "json"), default="text")
+    workload = argparse.ArgumentParser(add_help=False)
+    which = workload.add_mutually_exclusive_group()
+    which.add_argument("--app", metavar="NAME", help="a Code Engine application")
+    which.add_argument("--job", metavar="NAME", help="a Code Engine job")
     return parser
 
 

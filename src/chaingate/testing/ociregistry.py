@@ -360,6 +360,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    # Without TCP_NODELAY, a small response after a write stalls ~40 ms on delayed ACKs (Nagle).
+    disable_nagle_algorithm = True
     """HTTP plumbing only: framing, body reading and writing. Protocol logic lives in OCIRegistry."""
 
     protocol_version = "HTTP/1.1"  # keep-alive, so clients' connection reuse is exercised too

@@ -1,0 +1,305 @@
+"""Clause evaluation as a table: verified facts in, results out, no registry or signature involved."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from chaingate.policy import Decision, load_policy
+from chaingate.policy.clauses import (
+    COSIGN_VULN_V1,
+    CYCLONEDX_BOM,
+    SLSA_PROVENANCE_V1,
+    Attestation,
+    ImageFacts,
+    evaluate,
+    scan_findings,
+)
+from chaingate.policy.interface import ClauseResult
+from chaingate.policy.model import Policy
+
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+DIGEST = "sha256:" + "1" * 64
+FACTS = ImageFacts("us.icr.io/team/app@" + DIGEST, "us.icr.io/team/app", True, DIGEST)
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+def policy(tmp_path: Path, extra: str = "") -> Policy:
+    path = tmp_path / "policy.yaml"
+    path.write_text("version: 1\nsigners: [{issuer: https://issuer, subject: me}]\n" + textwrap.dedent(extra))
+    return load_policy(path, today=NOW.date())
+
+
+def att(
+    ptype: str, predicate: Mapping[str, Any], signed_at: datetime = NOW, referrer: str = "sha256:" + "f" * 64
+) -> Attestation:
+    return Attestation(referrer, DIGEST, "referrers-api", ptype, predicate, signed_at, "me", "https://issuer")
+
+
+def result(results: tuple[ClauseResult, ...], name: str) -> ClauseResult:
+    return next(c for c in results if c.clause == name)
+
+
+def slsa(finished: str | None) -> dict[str, Any]:
+    meta = {"finishedOn": finished} if finished else {}
+    return {"runDetails": {"builder": {"id": "b"}, "metadata": meta}}
+
+
+@pytest.mark.parametrize(
+    ("signed_days_ago", "claimed", "verdict"),
+    [
+        (1, None, "pass"),  # no claim: the trusted time alone
+        (1, "2026-03-09T12:00:00Z", "pass"),
+        (1, "2026-02-01T00:00:00Z", "fail"),  # an old claim stays old
+        (40, "2026-03-10T11:00:00Z", "fail"),  # a fresh claim cannot rejuvenate an old signature
+        (1, "2027-01-01T00:00:00Z", "pass"),  # a claim from the future does not matter either
+        (1, "not a time", "pass"),  # an unreadable claim is ignored, the signing time still bounds
+    ],
+)
+def test_age_is_the_earlier_of_signing_and_claimed_time(
+    tmp_path: Path, signed_days_ago: int, claimed: str | None, verdict: str
+) -> None:
+    rules = policy(tmp_path, "provenance: {maxAge: 30d}\n")
+    attestation = att(SLSA_PROVENANCE_V1, slsa(claimed), NOW - timedelta(days=signed_days_ago))
+    assert result(evaluate(rules, FACTS, [attestation], now=NOW).clauses, "provenance").result == verdict
+
+
+def test_exceptions_last_until_the_end_of_their_day_utc(tmp_path: Path) -> None:
+    rules = policy(
+        tmp_path,
+        f"""\
+        quarantine: [{{digest: "{DIGEST}", reason: INC}}]
+        exceptions:
+          - {{id: E, clause: quarantine, image: "us.icr.io/team/*", owner: o, justification: j, issue: i,
+             expires: 2026-03-10}}
+        """,
+    )
+    last_second = datetime(2026, 3, 10, 23, 59, 59, tzinfo=UTC)
+    midnight = datetime(2026, 3, 11, 0, 0, tzinfo=UTC)
+    inside = evaluate(rules, FACTS, [], now=last_second)
+    assert result(inside.clauses, "quarantine").result == "waived"
+    assert any("expires at the end of 2026-03-10 (in 1s)" in w for w in inside.warnings)
+    after = evaluate(rules, FACTS, [], now=midnight)
+    assert result(after.clauses, "quarantine").result == "fail"
+    assert after.warnings == (
+        "exception E (quarantine, owner o) expired at the end of 2026-03-10; not applied",
+    )
+
+
+def test_exception_for_a_glob_does_not_reach_other_repositories(tmp_path: Path) -> None:
+    rules = policy(
+        tmp_path,
+        f"""\
+        quarantine: [{{digest: "{DIGEST}", reason: INC}}]
+        exceptions:
+          - {{id: E, clause: quarantine, image: "us.icr.io/team/*", owner: o, justification: j, issue: i,
+             expires: 2026-12-01}}
+        """,
+    )
+    elsewhere = ImageFacts("x", "us.icr.io/other/app", True, DIGEST)
+    assert result(evaluate(rules, elsewhere, [], now=NOW).clauses, "quarantine").result == "fail"
+    assert result(evaluate(rules, FACTS, [], now=NOW).clauses, "quarantine").exception_id == "E"
+
+
+def test_signers_fail_without_attestations_and_skip_when_the_image_was_not_read(tmp_path: Path) -> None:
+    rules = policy(tmp_path)
+    assert result(evaluate(rules, FACTS, [], now=NOW).clauses, "signers").result == "fail"
+    unread = ImageFacts("x", "us.icr.io/team/app", False, None)
+    assert result(evaluate(rules, unread, [], now=NOW).clauses, "signers").result == "skipped"
+
+
+def test_optional_clauses_skip_when_absent_but_judge_what_is_present(tmp_path: Path) -> None:
+    rules = policy(tmp_path, "provenance: {required: false, builderIds: [good]}\nsbom: {required: false}\n")
+    clauses = evaluate(rules, FACTS, [], now=NOW).clauses
+    assert result(clauses, "provenance").result == "skipped" and result(clauses, "sbom").result == "skipped"
+    judged = evaluate(rules, FACTS, [att(SLSA_PROVENANCE_V1, slsa(None))], now=NOW).clauses
+    assert result(judged, "provenance").result == "fail"
+    assert "builder b is not in builderIds" in result(judged, "provenance").reason
+
+
+def test_image_outside_a_registry_cannot_match_registries(tmp_path: Path) -> None:
+    rules = policy(tmp_path, "registries: ['**']\n")
+    layout = ImageFacts("oci:/tmp/x", None, False, DIGEST)
+    outcome = result(evaluate(rules, layout, [], now=NOW).clauses, "registries")
+    assert outcome.result == "fail" and "is not in a registry" in outcome.reason
+
+
+def test_the_newest_scan_supersedes_older_ones(tmp_path: Path) -> None:
+    rules = policy(tmp_path, "vulnerabilities: {deny: [critical]}\n")
+    old = att(
+        COSIGN_VULN_V1,
+        _plain([{"id": "CVE-1", "severity": "critical"}]),
+        NOW - timedelta(days=3),
+        "sha256:" + "a" * 64,
+    )
+    new = att(COSIGN_VULN_V1, _plain([]), NOW - timedelta(hours=1), "sha256:" + "b" * 64)
+    outcome = result(evaluate(rules, FACTS, [old, new], now=NOW).clauses, "vulnerabilities")
+    assert outcome.result == "pass" and outcome.evidence == ("sha256:" + "b" * 64,)
+
+
+def _plain(vulns: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"scanner": {"uri": "x", "result": {"vulnerabilities": vulns}}}
+
+
+@pytest.mark.parametrize(
+    ("predicate_type", "predicate", "expected"),
+    [
+        (
+            CYCLONEDX_BOM,
+            {
+                "vulnerabilities": [
+                    {"id": "CVE-1", "ratings": [{"severity": "medium"}, {"severity": "critical"}]}
+                ]
+            },
+            [("CVE-1", "critical")],
+        ),
+        (CYCLONEDX_BOM, {"vulnerabilities": [{"id": "CVE-2"}]}, [("CVE-2", "unknown")]),
+        (
+            COSIGN_VULN_V1,
+            {
+                "scanner": {
+                    "result": {
+                        "bomFormat": "CycloneDX",
+                        "vulnerabilities": [{"id": "CVE-3", "ratings": [{"severity": "high"}]}],
+                    }
+                }
+            },
+            [("CVE-3", "high")],
+        ),
+        (
+            COSIGN_VULN_V1,
+            {
+                "scanner": {
+                    "result": {
+                        "Results": [
+                            {"Vulnerabilities": None},
+                            {"Vulnerabilities": [{"VulnerabilityID": "CVE-4", "Severity": "LOW"}]},
+                        ]
+                    }
+                }
+            },
+            [("CVE-4", "low")],
+        ),
+        (
+            COSIGN_VULN_V1,
+            {
+                "scanner": {
+                    "result": {"matches": [{"vulnerability": {"id": "GHSA-1", "severity": "Negligible"}}]}
+                }
+            },
+            [("GHSA-1", "low")],
+        ),
+        (
+            COSIGN_VULN_V1,
+            {
+                "scanner": {
+                    "result": {
+                        "results": [
+                            {
+                                "packages": [
+                                    {
+                                        "vulnerabilities": [
+                                            {"id": "GO-1", "database_specific": {"severity": "MODERATE"}}
+                                        ]
+                                    }
+                                ]
+                            }
+                        ]
+                    }
+                }
+            },
+            [("GO-1", "medium")],
+        ),
+        (
+            COSIGN_VULN_V1,
+            {"scanner": {"result": {"vulnerabilities": [{"id": "X-1", "severity": "weird"}]}}},
+            [("X-1", "unknown")],
+        ),
+        (COSIGN_VULN_V1, {"scanner": {"result": {"runs": []}}}, None),
+        (COSIGN_VULN_V1, {"scanner": {}}, None),
+        (COSIGN_VULN_V1, {"scanner": {"result": {"matches": [{"vulnerability": {}}]}}}, None),
+    ],
+)
+def test_scan_formats(
+    predicate_type: str, predicate: dict[str, Any], expected: list[tuple[str, str]] | None
+) -> None:
+    found = scan_findings(predicate_type, predicate)
+    assert (None if found is None else [(f.id, f.severity) for f in found]) == expected
+
+
+def test_deny_ids_match_aliases(tmp_path: Path) -> None:
+    rules = policy(tmp_path, "vulnerabilities: {denyIds: [CVE-2024-3094]}\n")
+    scan = _plain([{"id": "GHSA-x", "severity": "low", "aliases": ["CVE-2024-3094"]}])
+    outcome = result(evaluate(rules, FACTS, [att(COSIGN_VULN_V1, scan)], now=NOW).clauses, "vulnerabilities")
+    assert outcome.result == "fail" and "GHSA-x (low)" in outcome.reason
+
+
+def _decision(verdict: str, level: int = 0) -> Decision:
+    return Decision(
+        image="us.icr.io/team/app@" + DIGEST,
+        digest=DIGEST,
+        repository="us.icr.io/team/app",
+        mode="enforce",
+        verdict=verdict,  # type: ignore[arg-type]
+        clauses=(
+            ClauseResult("signers", "pass" if verdict == "allow" else "fail", "why", ("sha256:" + "f" * 64,)),
+        ),
+        ignored=(("sha256:" + "e" * 64, "referrers-api: bad"),),
+        warnings=("w",),
+        policy_digest="sha256:" + "9" * 64,
+        policy_path="policy.yaml",
+        time=NOW,
+        project="p",
+        inputs=(("sha256:" + "f" * 64, SLSA_PROVENANCE_V1),),
+        slsa_build_level=level,
+    )
+
+
+def test_decision_record_carries_what_design_lists() -> None:
+    record = _decision("deny").record()
+    for key in ("image", "digest", "policyDigest", "mode", "verdict", "clauses", "time", "toolVersion"):
+        assert key in record
+    assert record["clauses"] == [
+        {
+            "clause": "signers",
+            "result": "fail",
+            "reason": "why",
+            "evidence": ["sha256:" + "f" * 64],
+            "exceptionId": None,
+        }
+    ]
+    assert record["ignored"] == [{"digest": "sha256:" + "e" * 64, "reason": "referrers-api: bad"}]
+    assert record["time"] == "2026-03-10T12:00:00Z" and record["allowed"] is False
+    json.dumps(record)
+
+
+@pytest.mark.parametrize(
+    ("verdict", "level", "result_", "levels"),
+    [
+        ("deny", 2, "FAILED", ["FAILED"]),
+        ("allow", 2, "PASSED", ["SLSA_BUILD_LEVEL_2"]),
+        ("allow", 0, "PASSED", ["SLSA_BUILD_LEVEL_0"]),
+    ],
+)
+def test_vsa_statement_is_an_in_toto_statement_about_the_digest(
+    verdict: str, level: int, result_: str, levels: list[str]
+) -> None:
+    vsa = _decision(verdict, level).vsa_statement()
+    schema = json.loads((ASSETS / "in-toto-statement-v1.schema.json").read_text())
+    jsonschema.validate(vsa, schema)
+    assert vsa["predicateType"] == "https://slsa.dev/verification_summary/v1"
+    assert vsa["subject"] == [{"name": "us.icr.io/team/app", "digest": {"sha256": "1" * 64}}]
+    predicate = vsa["predicate"]
+    assert predicate["verificationResult"] == result_ and predicate["verifiedLevels"] == levels
+    assert predicate["policy"]["digest"] == {"sha256": "9" * 64}
+    assert predicate["inputAttestations"] == [
+        {"uri": f"oci://us.icr.io/team/app@sha256:{'f' * 64}", "digest": {"sha256": "f" * 64}}
+    ]
+    assert predicate["timeVerified"] == "2026-03-10T12:00:00Z"
