@@ -444,6 +444,161 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if decision.allowed else EXIT_DENIED
 
 
+def _ibm_auth(args: argparse.Namespace) -> Any:
+    """Explicit authenticator flags, or None for the IBM SDK's external configuration (CODE_ENGINE_*…)."""
+    from chaingate.deploy.ibmcloud import AuthOptions
+
+    return AuthOptions(
+        method=args.auth,
+        apikey_file=args.apikey_file,
+        profile_id=args.profile_id,
+        profile_name=args.profile_name,
+        cr_token_file=args.cr_token_file,
+        iam_url=args.iam_url,
+        account_id=args.account_id,
+    )
+
+
+def _workload(args: argparse.Namespace) -> Any:
+    from chaingate.deploy.interface import Target
+
+    if not args.app and not args.job:
+        raise ChaingateError(f"{args.command}: name the workload with --app NAME or --job NAME")
+    return Target(args.project, "app" if args.app else "job", args.app or args.job)
+
+
+def _iam_audit(args: argparse.Namespace, ce: Any, target: Any) -> Any:
+    from chaingate.deploy.iam import IamClients, audit_iam
+
+    iam = IamClients.connect(_ibm_auth(args), request_timeout=args.request_timeout)
+    return audit_iam(
+        ce,
+        iam,
+        args.project,
+        args.deployer,
+        workload=target,
+        profile_ids=tuple(getattr(args, "trusted_profile", None) or ()),
+        account_id=args.account_id,
+    )
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from chaingate.deploy.bindings import load_bindings
+    from chaingate.deploy.codeengine import CodeEngine, DeployOptions
+    from chaingate.deploy.run import evaluate, gated_deploy, summary
+    from chaingate.oci.client import Registries, RegistryOptions
+
+    if args.submit and not args.job:
+        raise ChaingateError("--submit: only a job is run (an app serves once deployed)")
+    target = _workload(args)
+    options = DeployOptions(
+        timeout=args.timeout,
+        image_secret=args.image_secret,
+        bindings=load_bindings(Path(args.bindings)) if args.bindings else None,
+        submit=args.submit,
+    )
+    ce = CodeEngine.connect(region=args.region, auth=_ibm_auth(args), request_timeout=args.request_timeout)
+    registries = Registries(
+        RegistryOptions(
+            insecure_registries=frozenset(args.insecure_registry or ()),
+            read_timeout=args.request_timeout,
+            connect_timeout=min(args.request_timeout, 10.0),
+        )
+    )
+    try:
+        decision = evaluate(
+            args.image,
+            Path(args.policy),
+            registries=registries,
+            trust_config=args.trust_config,
+            project=args.project,
+            platform=_platform(args),
+        )
+        outcome = gated_deploy(
+            decision,
+            ce,
+            target,
+            options,
+            registries=registries,
+            audit=(lambda: _iam_audit(args, ce, target)) if args.deployer else None,
+            deployer=args.deployer,
+        )
+    finally:
+        registries.close()
+    document = summary(outcome)
+    if args.output:
+        out = Path(args.output)
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(outcome.record, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(out)
+    if args.format == "json":
+        print(json.dumps(document, indent=2))
+        return 0
+    result = outcome.result
+    print(f"deployed {result.image_reference}\n  to:       {target} ({result.project.region or 'region ?'})")
+    if result.revision:
+        label = "job run" if result.job_run else "revision"
+        print(f"  {label}: {' ' * (8 - len(label))}{result.revision}")
+    print(f"  previous: {result.previous_image or '(created now)'}")
+    print(f"  decision: {outcome.record['decision']['digest']} ({decision.verdict}, {decision.mode})")
+    print(f"  deployer: {outcome.record['deployer'].get('iamId', 'unknown')}")
+    if outcome.attached is not None:
+        print(f"  record:   attached as {outcome.attached.digest}")
+    if decision.verdict != "allow":
+        print("  warning: deployed in warn mode although the policy denies this image")
+    for warning in outcome.warnings:
+        print(f"  warning: {warning}")
+    return 0
+
+
+def cmd_audit_iam(args: argparse.Namespace) -> int:
+    from chaingate.deploy.codeengine import CodeEngine
+    from chaingate.errors import EXIT_DENIED
+
+    ce = CodeEngine.connect(region=args.region, auth=_ibm_auth(args), request_timeout=args.request_timeout)
+    target = _workload(args) if (args.app or args.job) else None
+    report = _iam_audit(args, ce, target)
+    if args.format == "json":
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        verdict = "passed" if report.passed else "FAILED"
+        print(f"IAM audit of project {report.project.id} ({report.project.name}) for deployer {report.deployer}: "
+              f"{verdict}")  # fmt: skip
+        for grant in report.grants:
+            print(
+                f"  grant {grant.policy_id}: {grant.subject} holds {', '.join(grant.roles)} on {grant.scope}"
+            )
+        for profile in report.profiles_checked:
+            print(f"  checked trusted profile {profile}")
+        for finding in report.findings:
+            print(f"  finding: {finding.subject}: {finding.message}")
+        if not report.deployer_can_write:
+            print(
+                f"  note: {report.deployer} itself holds no Code Engine write role here; its deploys will fail"
+            )
+    return 0 if report.passed else EXIT_DENIED
+
+
+def cmd_audit_bindings(args: argparse.Namespace) -> int:
+    from chaingate.deploy.bindings import audit_bindings, load_bindings
+    from chaingate.deploy.codeengine import CodeEngine
+    from chaingate.errors import EXIT_DENIED
+
+    manifest = load_bindings(Path(args.manifest))
+    ce = CodeEngine.connect(region=args.region, auth=_ibm_auth(args), request_timeout=args.request_timeout)
+    report = audit_bindings(ce, _workload(args), manifest)
+    if args.format == "json":
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        state = "no drift" if report.clean else f"{len(report.drift)} difference(s)"
+        print(f"bindings of {report.target} vs {manifest.source}: {state}")
+        for d in report.drift:
+            print(
+                f"  {d.change}: {d.identity}: expected {d.expected or '(nothing)'}, runs {d.actual or '(nothing)'}"
+            )
+    return 0 if report.clean else EXIT_DENIED
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chaingate",
@@ -567,6 +722,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="slsaprovenance|slsaprovenance1|cyclonedx|spdxjson|vuln|vsa, or a predicate type URI",
     )
     p.set_defaults(func=cmd_attest)
+
     p = sub.add_parser(
         "verify",
         parents=[common, signing],
@@ -620,6 +776,69 @@ def build_parser() -> argparse.ArgumentParser:
     which = workload.add_mutually_exclusive_group()
     which.add_argument("--app", metavar="NAME", help="a Code Engine application")
     which.add_argument("--job", metavar="NAME", help="a Code Engine job")
+
+    p = sub.add_parser(
+        "deploy",
+        parents=[ibm, workload],
+        help="verify an image against the policy, then deploy exactly that digest to Code Engine",
+    )
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--policy", required=True, metavar="FILE", help="the policy file (version 1)")
+    p.add_argument(
+        "--trust-config", type=Path, metavar="FILE", help="Sigstore ClientTrustConfig JSON for verification"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long the whole deploy may take, readiness and job run included (default 600)",
+    )
+    p.add_argument(
+        "--deployer",
+        metavar="IAM_ID",
+        help="first audit IAM: nobody but this identity may deploy to the project",
+    )
+    p.add_argument(
+        "--trusted-profile",
+        action="append",
+        metavar="ID",
+        help="with --deployer: also check this workload trusted profile (repeatable)",
+    )
+    p.add_argument("--bindings", metavar="FILE", help="apply this secret/config-map bindings manifest too")
+    p.add_argument("--image-secret", metavar="NAME", help="the registry access secret Code Engine pulls with")
+    p.add_argument("--submit", action="store_true", help="with --job: run the job once and wait for it")
+    p.add_argument(
+        "--insecure-registry", action="append", metavar="HOST", help="plain HTTP for this registry"
+    )
+    p.add_argument(
+        "--platform", metavar="OS/ARCH[/VARIANT]", help="verify this platform of a multi-arch image"
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="also write the deployment record here")
+    p.set_defaults(func=cmd_deploy)
+
+    audit = sub.add_parser("audit", help="check that the gate is the only way into a Code Engine project")
+    audits = audit.add_subparsers(dest="audit", metavar="AUDIT", required=True)
+    p = audits.add_parser(
+        "iam",
+        parents=[ibm, workload],
+        help="fail when anyone but the deployer can write to the project, or the workload's profile is shared",
+    )
+    p.add_argument("--deployer", required=True, metavar="IAM_ID", help="the one identity allowed to deploy")
+    p.add_argument(
+        "--trusted-profile",
+        action="append",
+        metavar="ID",
+        help="a workload trusted profile to check (repeatable)",
+    )
+    p.set_defaults(func=cmd_audit_iam)
+    p = audits.add_parser(
+        "bindings",
+        parents=[ibm, workload],
+        help="drift between a bindings manifest and the secrets/config maps a workload runs with",
+    )
+    p.add_argument("--manifest", required=True, metavar="FILE", help="the bindings manifest (YAML or JSON)")
+    p.set_defaults(func=cmd_audit_bindings)
     return parser
 
 

@@ -1,0 +1,74 @@
+"""Fixtures for the Code Engine deploy and the audits: the loopback IBM Cloud fake, configured the IBM way.
+
+Clients are the official SDKs, configured only through the SDK's external
+configuration (``CODE_ENGINE_URL``, ``CODE_ENGINE_APIKEY``…) exactly as a
+pipeline would configure them; waits run on a fake clock so no test sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deploy_support import APIKEY, Cloud, FakeClock
+
+from chaingate.testing.codeengine import FakeIBMCloud
+
+_PREFIXES = ("CODE_ENGINE_", "IAM_POLICY_MANAGEMENT_", "IAM_ACCESS_GROUPS_", "IAM_IDENTITY_", "IBMCLOUD_")
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IBM Cloud itself (iam.cloud.ibm.com, api.<region>.codeengine…) must never be reached from these tests."""
+    real_connect = socket.socket.connect
+
+    def connect(self: socket.socket, address: Any) -> None:
+        host = address[0] if isinstance(address, tuple) else address
+        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
+            raise AssertionError(f"a deploy test tried to reach {address!r}")
+        real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+
+
+@pytest.fixture
+def clean_ibm_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No ambient IBM configuration leaks in: no env vars, no ibm-credentials.env file."""
+    for key in list(os.environ):
+        if key.startswith(_PREFIXES):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("IBM_CREDENTIALS_FILE", str(tmp_path / "no-ibm-credentials.env"))
+
+
+@pytest.fixture
+def fake_cloud(clean_ibm_env: None) -> Iterator[FakeIBMCloud]:
+    with FakeIBMCloud() as fake:
+        yield fake
+        assert fake.model_errors == [], "the fake produced or accepted a body the SDK models reject"
+
+
+@pytest.fixture
+def cloud(fake_cloud: FakeIBMCloud, monkeypatch: pytest.MonkeyPatch) -> Cloud:
+    project = fake_cloud.add_project("shop")
+    deployer = fake_cloud.add_service_id("pipeline-deployer", apikey=APIKEY)
+    for key, value in fake_cloud.environment(APIKEY).items():
+        monkeypatch.setenv(key, value)
+    return Cloud(fake_cloud, project, deployer, FakeClock())
+
+
+@pytest.fixture
+def grant_writer(cloud: Cloud) -> Callable[..., str]:
+    """Give an IAM ID (default: the deployer) Writer on exactly this project."""
+
+    def grant(iam_id: str | None = None, role: str = "serviceRole:Writer") -> str:
+        return cloud.fake.add_policy(
+            roles=[f"crn:v1:bluemix:public:iam::::{role}"],
+            iam_id=iam_id or cloud.deployer,
+            resource={"serviceName": "codeengine", "serviceInstance": cloud.project_id},
+        )
+
+    return grant

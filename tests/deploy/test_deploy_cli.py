@@ -1,0 +1,163 @@
+"""``chaingate deploy`` and ``chaingate audit`` end to end: the real gate (``verify_image``), a real registry,
+the loopback Sigstore stack for signing, and the official IBM SDKs against the fake."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from deploy_support import Cloud
+
+from chaingate.cli import run
+from chaingate.deploy.record import DEPLOYMENT_ARTIFACT_TYPE
+from chaingate.oci.artifact import bytes_opener
+from chaingate.oci.client import Registries
+from chaingate.oci.interface import Manifest
+from chaingate.oci.registry import RegistryStore
+from chaingate.testing.images import File, Layer, build_image
+from chaingate.testing.ociregistry import OCIRegistry
+from chaingate.testing.sigstore import SigstoreStack, github_actions_claims
+
+SAN = "https://github.com/org/app/.github/workflows/release.yml@refs/heads/main"
+
+
+@pytest.fixture
+def image(oci_registry: OCIRegistry, registries: Registries) -> tuple[str, str]:
+    """A fresh image tagged v1: (tag reference, digest)."""
+    repo = f"team/shop-{uuid.uuid4().hex[:8]}"
+    store = RegistryStore(registries.client(oci_registry.host), repo)
+    built = build_image([Layer([File("app/main.py", uuid.uuid4().bytes)])])
+    for blob in built.blobs():
+        store.put_blob(blob.descriptor, bytes_opener(blob.data))
+    manifest = Manifest.parse(built.manifest.data, built.manifest.descriptor)
+    store.put_manifest(manifest, tag="v1")
+    return f"{oci_registry.host}/{repo}:v1", manifest.digest
+
+
+@pytest.fixture
+def policy(tmp_path: Path, oci_registry: OCIRegistry, sigstore_stack: SigstoreStack) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        f'version: 1\nmode: enforce\nregistries: ["{oci_registry.host}/team/**"]\n'
+        f"signers:\n  - issuer: {sigstore_stack.issuer_url}\n    subject: {SAN}\n"
+    )
+    return path
+
+
+@pytest.fixture
+def deploy_argv(cloud: Cloud, policy: Path, sigstore_stack: SigstoreStack, monkeypatch: pytest.MonkeyPatch,
+                tmp_path: Path) -> Callable[..., list[str]]:  # fmt: skip
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+
+    def argv(ref: str, *extra: str) -> list[str]:
+        return ["deploy", ref, "--policy", str(policy), "--trust-config", str(sigstore_stack.trust_config_path),
+                "--project", cloud.project_id, "--app", "web", *extra]  # fmt: skip
+
+    return argv
+
+
+def test_an_unsigned_image_is_denied_with_reasons_and_code_engine_is_not_touched(
+    cloud: Cloud,
+    image: tuple[str, str],
+    deploy_argv: Callable[..., list[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cloud.fake.add_app(cloud.project_id, "web", "us.icr.io/team/old@sha256:" + "0" * 64)
+    with pytest.raises(SystemExit) as exc:
+        run(deploy_argv(image[0]))
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"chaingate: error: {image[0]} ({image[1]}): denied by policy\n")
+    assert "\n  - signers: " in err and "Traceback" not in err
+    assert cloud.fake.requests == []  # the gate said no before any Code Engine call, let alone a write
+
+
+def test_a_signed_image_is_deployed_by_the_digest_the_gate_resolved(
+    cloud: Cloud,
+    image: tuple[str, str],
+    deploy_argv: Callable[..., list[str]],
+    sigstore_stack: SigstoreStack,
+    grant_writer: Callable[..., str],
+    registries: Registries,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tag_ref, digest = image
+    token = sigstore_stack.mint_token(
+        "repo:org/app:ref:refs/heads/main", extra_claims=github_actions_claims(repository="org/app")
+    )
+    assert run(["sign", tag_ref, "--trust-config", str(sigstore_stack.trust_config_path),
+                "--identity-token", token]) == 0  # fmt: skip
+    grant_writer()
+    capsys.readouterr()
+
+    code = run(deploy_argv(tag_ref, "--deployer", cloud.deployer, "--format", "json"))
+
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    repository = tag_ref.rsplit(":", 1)[0]
+    assert out["image"] == f"{repository}@{digest}" and out["digest"] == digest
+    assert out["decision"]["verdict"] == "allow" and out["warnings"] == []
+    (create,) = cloud.fake.writes
+    assert create.body == {"image_reference": f"{repository}@{digest}", "name": "web"}
+    host, repo = repository.split("/", 1)
+    listing = RegistryStore(registries.client(host), repo).referrers(digest, DEPLOYMENT_ARTIFACT_TYPE)
+    assert [r.descriptor.digest for r in listing.referrers] == [out["attachedAs"]]
+
+    # Deploying the same image again writes nothing to Code Engine and says what runs.
+    assert run(deploy_argv(tag_ref)) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"deployed {repository}@{digest}\n  to:       app 'web' in project ")
+    assert "  revision: web-00001\n" in text and f"  deployer: {cloud.deployer}\n" in text
+    assert len(cloud.fake.writes) == 1
+
+
+def test_deploy_needs_a_workload_and_submit_needs_a_job(
+    cloud: Cloud, deploy_argv: Callable[..., list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        run(deploy_argv("example.com/team/x:v1", "--submit"))
+    assert exc.value.code == 2
+    assert "--submit: only a job is run" in capsys.readouterr().err
+    argv = [a for a in deploy_argv("example.com/team/x:v1") if a not in ("--app", "web")]
+    with pytest.raises(SystemExit) as exc:
+        run(argv)
+    assert exc.value.code == 2
+    assert "name the workload with --app NAME or --job NAME" in capsys.readouterr().err
+    assert cloud.fake.requests == []
+
+
+def test_audit_iam_exit_codes(
+    cloud: Cloud, grant_writer: Callable[..., str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    grant_writer()
+    argv = ["audit", "iam", "--project", cloud.project_id, "--deployer", cloud.deployer]
+    assert run(argv) == 0
+    assert "passed" in capsys.readouterr().out
+    grant_writer(cloud.fake.add_service_id("ops-bot"))
+    assert run([*argv, "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] is False and [f["kind"] for f in report["findings"]] == ["write-access"]
+
+
+def test_audit_bindings_exit_codes(cloud: Cloud, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cloud.fake.add_config_map(cloud.project_id, "app-config", {"level": "info"})
+    cloud.fake.add_app(
+        cloud.project_id,
+        "web",
+        "us.icr.io/team/shop@sha256:" + "0" * 64,
+        run_env_variables=[{"type": "config_map_full_reference", "reference": "app-config"}],
+    )
+    manifest = tmp_path / "bindings.json"
+    manifest.write_text(json.dumps({"version": 1, "env": [{"configMap": "app-config"}]}))
+    argv = ["audit", "bindings", "--project", cloud.project_id, "--app", "web", "--manifest", str(manifest)]
+    assert run(argv) == 0
+    assert "no drift" in capsys.readouterr().out
+    manifest.write_text(
+        json.dumps({"version": 1, "volumes": [{"mountPath": "/etc/app", "configMap": "app-config"}]})
+    )
+    assert run(argv) == 1
+    out = capsys.readouterr().out
+    assert "removed: volume /etc/app" in out and "added: env config_map app-config" in out
