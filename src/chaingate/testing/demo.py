@@ -17,7 +17,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from chaingate.testing.images import sample_image, write_layout
+from chaingate.testing.codeengine import FakeIBMCloud
+from chaingate.testing.images import BuiltImage, File, Layer, build_image, sample_image, write_layout
 from chaingate.testing.registry import DockerRegistry
 from chaingate.testing.sigstore import SigstoreStack
 from chaingate.testing.sigstore.oidc import github_actions_claims
@@ -31,15 +32,18 @@ def _step(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def _chaingate(*args: str, env: dict[str, str] | None = None) -> str:
+def _chaingate(*args: str, env: dict[str, str] | None = None, expect: int = 0) -> str:
     cmd = [sys.executable, "-m", "chaingate", *args]
     print("$ chaingate " + " ".join(shlex.quote(a) for a in args), flush=True)
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if out.stdout:
         print(out.stdout.rstrip())
     if out.returncode != 0:
-        print(out.stderr.rstrip(), file=sys.stderr)
-        raise SystemExit(f"demo: `chaingate {args[0]}` failed with exit code {out.returncode}")
+        print(out.stderr.rstrip(), flush=True)
+    if out.returncode != expect:
+        raise SystemExit(f"demo: `chaingate {args[0]}` exited {out.returncode}, expected {expect}")
+    if expect:
+        print(f"(exit code {out.returncode}, as expected)")
     return out.stdout
 
 
@@ -53,6 +57,28 @@ def _digest_of(ref: str, env: dict[str, str]) -> str:
     )
     digest: str = json.loads(out.stdout)["digest"]
     return digest
+
+
+def _policy(registry: str, issuer: str) -> str:
+    return f"""version: 1
+mode: enforce
+registries: ["{registry}/demo/*"]
+signers:
+  - issuer: {issuer}
+    subject: {DEMO_BUILDER}
+provenance:
+  required: true
+  builderIds: [{DEMO_BUILDER}]
+  sourceRepositories: [https://github.com/{DEMO_REPOSITORY}]
+  maxAge: 30d
+sbom:
+  required: true
+  maxAge: 7d
+"""
+
+
+def _unsigned_image() -> BuiltImage:
+    return build_image([Layer([File("app/main.py", b"print('nobody signed me')\n")])])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,13 +148,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         _chaingate("sign", pinned, *signing, env=env)
 
-        _step("6. inspect: the image and every attachment, with signer identity and log entry")
+        _step("6. CycloneDX SBOM of the image, attested the same way")
+        sbom = out / "sbom.cdx.json"
+        _chaingate("sbom", pinned, "-o", str(sbom), env=env)
+        _chaingate("attest", pinned, "--predicate", str(sbom), "--type", "cyclonedx", *signing, env=env)
+
+        _step("7. inspect: the image and every attachment, with signer identity and log entry")
         _chaingate("inspect", pinned, env=env)
+
+        _step("8. the gate: policy over everything attached -> decision record")
+        policy = out / "policy.yaml"
+        policy.write_text(_policy(registry.host, stack.issuer_url))
+        print(policy.read_text().rstrip())
+        decision = out / "decision.json"
+        _chaingate("verify", ref, "--policy", str(policy), "--trust-config", str(stack.trust_config_path),
+                   "-o", str(decision), "--no-sign", env=env)  # fmt: skip
+
+        with FakeIBMCloud() as cloud:
+            _step(f"9. deploy to Code Engine (loopback fake of the v2 and IAM APIs at {cloud.url})")
+            project = cloud.add_project("demo")["id"]
+            cloud.add_app(project, "sample", f"{registry.host}/demo/sample@sha256:{'0' * 64}")
+            apikey = "demo-" + os.urandom(8).hex()
+            cloud.add_service_id("chaingate-deployer", apikey=apikey)
+            deploy_env = {**env, **cloud.environment(apikey)}
+            deploy = ["--policy", str(policy), "--trust-config", str(stack.trust_config_path),
+                      "--project", project, "--app", "sample"]  # fmt: skip
+            _chaingate("deploy", ref, *deploy, env=deploy_env)
+
+            _step("10. an unsigned image is denied, and Code Engine is not touched")
+            unsigned = f"{registry.host}/demo/unsigned:1.0"
+            write_layout(out / "unsigned-layout", _unsigned_image(), tag="1.0")
+            _chaingate("copy", f"oci:{out / 'unsigned-layout'}:1.0", unsigned, env=env)
+            writes = len(cloud.writes)
+            _chaingate("deploy", unsigned, *deploy, env=deploy_env, expect=1)
+            if len(cloud.writes) != writes:
+                raise SystemExit("demo: a denied deploy wrote to Code Engine")
+            print(f"Code Engine write calls during the denied deploy: {len(cloud.writes) - writes}")
         _chaingate("copy", pinned, f"docker-archive:{out / 'sample.tar'}", env=env)
 
     _step("done")
-    print(f"artifacts in {out}: OCI layout, provenance.json, docker archive with attachments, trust config")
-    print("the registry and the Sigstore stack have been stopped; no process is left running")
+    print(f"artifacts in {out}: OCI layout, provenance.json, sbom.cdx.json, policy.yaml, decision.json,")
+    print("  sample.tar (docker archive with every attachment), sigstore/trust_config.json")
+    print(
+        "the registry, the Sigstore stack and the Code Engine fake have been stopped; no process is left running"
+    )
     return 0
 
 
