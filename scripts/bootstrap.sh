@@ -3,11 +3,17 @@
 # Idempotent and quick when everything is already there. Sourced by scripts/demo.sh and scripts/test.sh.
 set -euo pipefail
 
-SYSTEM_PACKAGES=(python3 python3-venv python3-pip docker-registry apache2-utils skopeo ca-certificates git)
+SYSTEM_PACKAGES=(python3 python3-venv python3-pip docker-registry apache2-utils skopeo ca-certificates git
+                 debootstrap)
+# Needed as commands, from whichever package provides them (Node may come from NodeSource, not Debian).
+COMMAND_PACKAGES=("npm:npm")
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+for entry in "${COMMAND_PACKAGES[@]}"; do
+  command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

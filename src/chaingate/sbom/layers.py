@@ -14,7 +14,9 @@ before that check has passed.
 from __future__ import annotations
 
 import gzip
+import queue
 import tarfile
+import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,6 +119,109 @@ class _Compressed:
             self._reported = self.count
             self._progress(self._what, self.count, self._total)
         return data
+
+
+#: Decompressed chunks the background reader may run ahead of the tar parser.
+_PREFETCH_DEPTH = 4
+#: Compressed bytes the worker inflates per call, and the most one call may produce. Long calls matter:
+#: the worker only runs while it does not hold the GIL, and each time it needs the GIL back it waits for
+#: the tar parser to yield it, so many short calls would leave the worker idle most of the time.
+_INFLATE_IN = 4 * MiB
+_INFLATE_OUT = 8 * MiB
+
+
+class _Gunzip:
+    """gzip (including multi-member) inflated in large units, for the prefetch worker."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self._source = source
+        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = b""
+        self._in_member = False  # the current decompressor has been fed and has not reached its end
+        self._done = False
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._done:
+            if not self._pending:
+                self._pending = self._source.read(_INFLATE_IN)
+                if not self._pending:
+                    if self._in_member:
+                        raise EOFError("compressed file ended before the end-of-stream marker was reached")
+                    self._done = True
+                    return b""
+            self._in_member = True
+            out = self._d.decompress(self._pending, _INFLATE_OUT)
+            self._pending = self._d.unconsumed_tail
+            if self._d.eof:
+                rest = self._d.unused_data + self._pending
+                self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._in_member = False
+                # Another gzip member may follow; trailing zero padding ends the stream, as gzip(1) allows.
+                self._pending = b"" if not rest.strip(b"\0") else rest
+            if out:
+                return out
+        return b""
+
+
+class _Prefetch:
+    """Decompress on a worker thread while the caller parses tar headers.
+
+    zlib, zstd and hashlib release the GIL on large buffers, so reading the
+    blob (and verifying its digest), inflating it and parsing the tar overlap
+    on two cores instead of taking turns. The worker stays at most
+    ``_PREFETCH_DEPTH`` chunks ahead, so memory stays bounded, and every limit
+    is still enforced by the consumer (:class:`_Decompressed`) as bytes arrive.
+    An exception in the worker is re-raised in the caller on its next read.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=_PREFETCH_DEPTH)
+        self._stop = threading.Event()
+        self._buffer = b""
+        self._offset = 0
+        self._eof = False
+        self._thread = threading.Thread(target=self._run, name="sbom-layer-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                chunk: bytes = self._inner.read(_CHUNK)
+                self._put(chunk)
+                if not chunk:
+                    return
+        except BaseException as e:  # handed to the consumer, which raises it in its own thread
+            self._put(e)
+
+    def _put(self, item: bytes | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read(self, n: int = -1) -> bytes:
+        want = _CHUNK if n is None or n < 0 else n
+        while self._offset >= len(self._buffer) and not self._eof:
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._eof = True
+                raise item
+            if not item:
+                self._eof = True
+            self._buffer, self._offset = item, 0
+        start = self._offset
+        self._offset = min(len(self._buffer), start + want)
+        return self._buffer[start : self._offset]
+
+    def stop(self) -> None:
+        """Ask the worker to stop at its next chunk boundary."""
+        self._stop.set()
+
+    def join(self) -> None:
+        self._thread.join(timeout=10)
 
 
 class Budget:
@@ -223,6 +328,7 @@ class LayerReader:
         self._raw: IO[bytes] | None = None
         self._tar: tarfile.TarFile | None = None
         self._compressed: _Compressed | None = None
+        self._prefetch: _Prefetch | None = None
 
     def __enter__(self) -> LayerReader:
         declared = compression_of(self.layer.descriptor.media_type, self.digest)
@@ -250,12 +356,13 @@ class LayerReader:
         source = cast(IO[bytes], _Prefixed(head, cast(IO[bytes], compressed)))
         inner: Any
         if kind == "gzip":
-            inner = gzip.GzipFile(fileobj=source, mode="rb")
+            inner = _Gunzip(source)
         elif kind == "zstd":
             inner = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
         else:
             inner = source
-        stream = _Decompressed(inner, compressed, self.digest, self._budget)
+        self._prefetch = _Prefetch(inner)
+        stream = _Decompressed(self._prefetch, compressed, self.digest, self._budget)
         with layer_errors(self.digest):
             # Owned by this reader: it only wraps the stream that __exit__ closes.
             self._tar = tarfile.open(  # noqa: SIM115
@@ -270,8 +377,13 @@ class LayerReader:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        # Stop the worker, then close the blob so a worker blocked reading it wakes up, then wait.
+        if self._prefetch is not None:
+            self._prefetch.stop()
         if self._raw is not None:
             self._raw.close()
+        if self._prefetch is not None:
+            self._prefetch.join()
 
     def members(self) -> Iterator[tarfile.TarInfo]:
         """Every member header in order; ends only after the blob has been read to EOF and verified."""
