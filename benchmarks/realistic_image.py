@@ -280,8 +280,25 @@ def _check_tools() -> None:
         raise BuildError("debootstrap and chroot need root")
 
 
+#: The longest any one step may take: a registry that stops answering must fail the build, not hang CI.
+STEP_TIMEOUT = 600
+
+
+def default_cache() -> Path:
+    """Where the image is kept between runs on one machine (CI clones are fresh; the machine is not)."""
+    base = os.environ.get("CHAINGATE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "chaingate"
+    )
+    return Path(base) / "realistic-image"
+
+
 def _run(cmd: Sequence[str], log: Log, *, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, check=False)
+    try:
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, cwd=cwd, check=False, timeout=STEP_TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"{' '.join(cmd[:4])} ... did not finish within {STEP_TIMEOUT}s") from None
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
         raise BuildError(f"{' '.join(cmd[:4])} ... exited {result.returncode}:\n{tail}")
@@ -376,6 +393,8 @@ def _download_wheels(dest: Path, log: Log) -> list[Path]:
             "-m",
             "pip",
             "download",
+            "--timeout=60",
+            "--retries=3",
             "--quiet",
             "--no-deps",
             "--only-binary=:all:",
@@ -453,6 +472,8 @@ def _npm_app(app: Path, log: Log) -> dict[str, str]:
             "--omit=dev",
             "--save-exact",
             "--loglevel=error",
+            "--fetch-timeout=60000",
+            "--fetch-retries=3",
             *NPM_PACKAGES,
         ],
         log,

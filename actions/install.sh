@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs chaingate for the chaingate GitHub Actions and tells the next steps where it is.
+#
+# Why a venv from a hash-pinned file rather than `pip install chaingate`: the action runs with the job's
+# OIDC token and registry credentials at hand, so every byte it executes is pinned — the dependencies
+# by hash (actions/requirements.txt, --require-hashes), chaingate itself from the action's own checkout
+# (the commit the workflow pinned in `uses:`), with --no-build-isolation so that not even the build
+# backend is fetched unpinned.
+#
+# The venv is keyed by the action's path and the requirements, so several chaingate actions in one job
+# install once. It writes `python` (the venv's interpreter, which runs `python -m chaingate.ci.outputs`)
+# and `chaingate` (the CLI) to $GITHUB_OUTPUT.
+#
+# CHAINGATE_SKIP_INSTALL=1 uses the chaingate already on PATH instead: a self-hosted runner or a
+# container job whose image ships it (e.g. the Tekton step image), or this repository's runner
+# emulation tests. CHAINGATE_PYTHON_INTERPRETER picks the Python that creates the venv (default
+# python3; chaingate needs 3.11 or later).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source_dir="$(dirname "$here")"
+
+fail() {
+  printf '::error title=chaingate install::%s\n' "$1"
+  exit 2
+}
+
+if [ "${CHAINGATE_SKIP_INSTALL:-}" = "1" ]; then
+  bin="$(command -v chaingate || true)"
+  [ -n "$bin" ] || fail "CHAINGATE_SKIP_INSTALL=1 but there is no chaingate on PATH"
+  python="$(dirname "$bin")/python"
+  if [ ! -x "$python" ]; then
+    python="$(command -v python3 || true)"
+  fi
+  [ -n "$python" ] && "$python" -c 'import chaingate.ci.outputs' 2>/dev/null \
+    || fail "CHAINGATE_SKIP_INSTALL=1 but no Python next to $bin can import chaingate"
+else
+  [ -n "${RUNNER_TEMP:-}" ] || fail "RUNNER_TEMP is not set: run this inside a GitHub Actions job"
+  requirements="$here/requirements.txt"
+  key="$( { printf '%s\n' "$source_dir"; cat "$requirements" "$source_dir/pyproject.toml"; } | sha256sum | cut -c1-16)"
+  venv="$RUNNER_TEMP/chaingate-venv-$key"
+  if [ ! -x "$venv/bin/chaingate" ]; then
+    interpreter="${CHAINGATE_PYTHON_INTERPRETER:-python3}"
+    "$interpreter" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+      || fail "$interpreter is older than Python 3.11; set the action's python input (e.g. after actions/setup-python)"
+    rm -rf "$venv"
+    "$interpreter" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+      --require-hashes -r "$requirements"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+      --no-deps --no-build-isolation "$source_dir"
+  fi
+  bin="$venv/bin/chaingate"
+  python="$venv/bin/python"
+fi
+
+"$bin" --version
+{
+  printf 'chaingate=%s\n' "$bin"
+  printf 'python=%s\n' "$python"
+} >>"${GITHUB_OUTPUT:?GITHUB_OUTPUT is not set}"

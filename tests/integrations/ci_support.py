@@ -1,0 +1,104 @@
+"""Helpers for the CI integration tests: images in a real registry, the policy a release must pass, and a
+loopback stand-in for GitHub's OIDC token service.
+
+The token service is the part of a GitHub runner chaingate talks to for keyless
+signing (``$ACTIONS_ID_TOKEN_REQUEST_URL``); it mints tokens from the loopback
+Sigstore stack's issuer with GitHub's claims, so the actions sign exactly as in
+a workflow run, and the tests can check that every token chaingate fetched was
+masked.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from chaingate.cli import run
+from chaingate.testing.images import sample_image, write_layout
+from chaingate.testing.registry import DockerRegistry
+from chaingate.testing.sigstore import SigstoreStack, github_actions_claims
+
+REPOSITORY = "org/app"
+SAN = f"https://github.com/{REPOSITORY}/.github/workflows/release.yml@refs/heads/main"
+#: What a private Fulcio configured with a cluster's issuer certifies for a pod's service account.
+K8S_SAN = "https://kubernetes.io/namespaces/ci/serviceaccounts/pipeline"
+
+
+@dataclass
+class TokenService:
+    """GitHub's ``ACTIONS_ID_TOKEN_REQUEST_URL`` endpoint: a bearer-protected GET that returns ``{"value": jwt}``."""
+
+    url: str
+    request_token: str
+    issued: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def token_service(stack: SigstoreStack) -> Iterator[TokenService]:
+    request_token = f"runner-request-token-{secrets.token_hex(8)}"
+    issued: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            query = parse_qs(urlsplit(self.path).query)
+            if self.headers.get("Authorization") != f"bearer {request_token}":
+                self.send_response(401)
+                self.end_headers()
+                return
+            token = stack.mint_token(
+                f"repo:{REPOSITORY}:ref:refs/heads/main",
+                audience=query.get("audience", ["none"])[0],
+                extra_claims=github_actions_claims(repository=REPOSITORY),
+            )
+            issued.append(token)
+            body = json.dumps({"value": token}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        yield TokenService(f"http://127.0.0.1:{port}/token?api-version=2.0", request_token, issued)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def push_sample(registry: DockerRegistry, tmp: Path, name: str) -> str:
+    """Push the README's sample image to ``team/<name>-<random>:v1``; returns the tag reference."""
+    layout = write_layout(tmp / f"layout-{uuid.uuid4().hex[:8]}", sample_image(), tag="latest")
+    ref = f"{registry.host}/team/{name}-{uuid.uuid4().hex[:8]}:v1"
+    assert run(["copy", f"oci:{layout}:latest", ref]) == 0
+    return ref
+
+
+def write_policy(
+    path: Path, host: str, stack: SigstoreStack, *, signer: str = SAN, builder: str = SAN
+) -> Path:
+    """The policy a release of org/app must satisfy: signed by ``signer``, with provenance and an SBOM."""
+    path.write_text(
+        "version: 1\nmode: enforce\n"
+        f'registries: ["{host}/team/**"]\n'
+        "requireDigest: true\n"
+        f"signers:\n  - issuer: {stack.issuer_url}\n    subject: {signer}\n"
+        f"provenance: {{required: true, builderIds: [{builder}], "
+        f"sourceRepositories: [https://github.com/{REPOSITORY}]}}\n"
+        "sbom: {required: true, maxAge: 7d}\n"
+    )
+    return path

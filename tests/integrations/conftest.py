@@ -1,0 +1,17 @@
+"""Fixtures for the CI integration tests (helpers live in ``ci_support``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from ci_support import TokenService, token_service
+
+from chaingate.testing.sigstore import SigstoreStack
+
+
+@pytest.fixture(scope="session")
+def github_token_service(sigstore_stack: SigstoreStack) -> Iterator[TokenService]:
+    """GitHub's OIDC token service on loopback, minting from the session's Sigstore stack."""
+    with token_service(sigstore_stack) as service:
+        yield service

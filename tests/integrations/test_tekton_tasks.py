@@ -1,0 +1,217 @@
+"""The Tekton Tasks' steps, run with the environment each Task maps from its params, against real services.
+
+``ci_emulation.TektonTask`` substitutes params, results, workspaces and the run
+context into the step ``env`` exactly as declared, runs each script through its
+shebang, and reads the result files back. Signing uses a token shaped like a
+projected service-account token (a Kubernetes SAN, audience ``sigstore``),
+which the loopback Fulcio certifies as a private Fulcio configured with the
+cluster's issuer would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ci_emulation import REPO, TaskRun, TektonTask
+from ci_support import K8S_SAN, push_sample, write_policy
+
+from chaingate.testing.codeengine import FakeIBMCloud
+from chaingate.testing.registry import DockerRegistry
+from chaingate.testing.sigstore import SigstoreStack
+
+pytestmark = [pytest.mark.registry, pytest.mark.sigstore]
+
+APIKEY = "ibm-apikey-of-the-tekton-deployer-0123"
+TEKTON_BUILDER = "https://chaingate.dev/builders/tekton/v1"
+SOURCE = {"SOURCE_URL": "https://github.com/org/app", "SOURCE_COMMIT": "b" * 40}
+IBM_RUN = {
+    "devops.cloud.ibm.com/tekton-pipeline": "5a7e1c3e-run",
+    "devops.cloud.ibm.com/pipeline-run-url": "https://cloud.ibm.com/devops/pipelines/tekton/p-123/runs/5a7e1c3e-run",
+    "devops.cloud.ibm.com/pipeline-id": "p-123",
+    "devops.cloud.ibm.com/build-number": "42",
+    "devops.cloud.ibm.com/trigger-name": "git-push",
+    "devops.cloud.ibm.com/trigger-type": "scm",
+}
+
+
+def task(name: str) -> TektonTask:
+    return TektonTask(REPO / "tekton" / "task" / f"chaingate-{name}" / "0.1" / f"chaingate-{name}.yaml")
+
+
+def ok(run: TaskRun) -> TaskRun:
+    assert run.exit_code == 0, run.stdout + run.stderr
+    return run
+
+
+@pytest.fixture(scope="module")
+def signing(sigstore_stack: SigstoreStack, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(token file, sigstore workspace): a pod's projected token and the ConfigMap with the trust config."""
+    base = tmp_path_factory.mktemp("signing")
+    token = base / "oidc" / "token"
+    token.parent.mkdir()
+    token.write_text(sigstore_stack.mint_token(K8S_SAN, expires_in=3600))
+    workspace = base / "sigstore"
+    workspace.mkdir()
+    (workspace / "trust_config.json").write_text(sigstore_stack.trust_config_path.read_text())
+    return token, workspace
+
+
+@pytest.fixture
+def cloud() -> Iterator[tuple[FakeIBMCloud, str]]:
+    with FakeIBMCloud() as fake:
+        project = fake.add_project("shop")
+        fake.add_service_id("tekton-deployer", apikey=APIKEY)
+        yield fake, str(project["id"])
+        assert fake.model_errors == []
+
+
+def test_attest_then_verify_then_deploy_pass_the_digest_along(
+    docker_registry: DockerRegistry,
+    sigstore_stack: SigstoreStack,
+    signing: tuple[Path, Path],
+    cloud: tuple[FakeIBMCloud, str],
+    tmp_path: Path,
+) -> None:
+    token, sigstore = signing
+    ref = push_sample(docker_registry, tmp_path, "tekton")
+    output = tmp_path / "output"
+    attest = ok(
+        task("attest").run(
+            {"IMAGE_URL": ref, "IDENTITY_TOKEN_FILE": str(token), "PIPELINE_RUN": "release-x7k2",
+             "PIPELINE_RUN_UID": "9d3f0c1e-uid", "PIPELINE": "chaingate-release", **SOURCE},
+            tmp=tmp_path / "attest",
+            workspaces={"sigstore": sigstore, "output": output},
+        )
+    )  # fmt: skip
+    results = attest.results
+    assert results["IMAGE_URL"] == ref.rsplit(":", 1)[0] and results["IMAGE_DIGEST"].startswith("sha256:")
+    assert results["PROVENANCE_REFERRER"].startswith("sha256:") and results["SBOM_REFERRER"].startswith(
+        "sha256:"
+    )
+    assert results["PREDICATE_REFERRER"] == ""
+    statement = json.loads((output / "provenance.intoto.json").read_text())
+    predicate = statement["predicate"]
+    assert statement["subject"][0]["digest"]["sha256"] == results["IMAGE_DIGEST"].removeprefix("sha256:")
+    assert predicate["buildDefinition"]["buildType"] == "https://tekton.dev/chains/v2/slsa"
+    assert predicate["runDetails"]["metadata"]["invocationId"] == "9d3f0c1e-uid"
+    assert predicate["buildDefinition"]["externalParameters"]["runSpec"]["pipelineRef"] == {
+        "name": "chaingate-release"
+    }
+    assert json.loads((output / "attest-sbom.json").read_text())["signer"]["san"] == K8S_SAN
+
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    write_policy(
+        policy / "policy.yaml", docker_registry.host, sigstore_stack, signer=K8S_SAN, builder=TEKTON_BUILDER
+    )
+    image = {"IMAGE_URL": results["IMAGE_URL"], "IMAGE_DIGEST": results["IMAGE_DIGEST"]}
+    verify = ok(
+        task("verify").run(
+            image, tmp=tmp_path / "verify", workspaces={"policy": policy, "sigstore": sigstore}
+        )
+    )
+    assert verify.results == {**image, "VERDICT": "allow", "VSA_REFERRER": ""}
+
+    fake, project = cloud
+    deploy = ok(
+        task("deploy").run(
+            {**image, "PROJECT_ID": project, "APP": "web", "CODE_ENGINE_URL": fake.code_engine_url,
+             "IAM_URL": fake.url},
+            tmp=tmp_path / "deploy",
+            workspaces={"policy": policy, "sigstore": sigstore},
+            secrets={("chaingate-ibmcloud", "apikey"): APIKEY},
+            base_env={"IBM_CREDENTIALS_FILE": str(tmp_path / "none.env")},
+        )
+    )  # fmt: skip
+    assert deploy.results["IMAGE_DIGEST"] == image["IMAGE_DIGEST"]
+    assert deploy.results["IMAGE_URL"] == image["IMAGE_URL"]
+    assert deploy.results["REVISION"] == "web-00001" and deploy.results["RECORD_REFERRER"].startswith(
+        "sha256:"
+    )
+    (create,) = fake.writes
+    assert create.body["image_reference"] == f"{image['IMAGE_URL']}@{image['IMAGE_DIGEST']}"
+    assert APIKEY not in deploy.stdout + deploy.stderr
+
+
+def test_sbom_provenance_and_sign_tasks_with_ibm_run_data_and_a_dockerconfigjson_secret(
+    htpasswd_registry: DockerRegistry,
+    signing: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token, sigstore = signing
+    credentials = htpasswd_registry.docker_config(tmp_path / "pusher")
+    monkeypatch.setenv("DOCKER_CONFIG", str(credentials))
+    ref = push_sample(htpasswd_registry, tmp_path, "ibm")
+    # A kubernetes.io/dockerconfigjson Secret mounts its content as .dockerconfigjson, not config.json.
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / ".dockerconfigjson").write_text((credentials / "config.json").read_text())
+    output = tmp_path / "output"
+    workspaces = {"dockerconfig": secret, "output": output}
+
+    sbom = ok(task("sbom").run({"IMAGE_URL": ref}, tmp=tmp_path / "sbom", workspaces=workspaces))
+    assert int(sbom.results["COMPONENTS"]) > 0 and (output / "sbom.cdx.json").is_file()
+
+    provenance = ok(
+        task("provenance").run(
+            {"IMAGE_URL": sbom.results["IMAGE_URL"], "IMAGE_DIGEST": sbom.results["IMAGE_DIGEST"],
+             "TOOLCHAIN_ID": "tc-1", "SOURCE_REF": "main", **SOURCE},
+            tmp=tmp_path / "provenance",
+            workspaces=workspaces,
+            annotations=IBM_RUN,
+        )
+    )  # fmt: skip
+    assert provenance.results["BUILDER_ID"] == "https://cloud.ibm.com/devops/pipelines/tekton/p-123"
+    statement = json.loads((output / "provenance.intoto.json").read_text())
+    definition = statement["predicate"]["buildDefinition"]
+    assert definition["buildType"] == "https://chaingate.dev/buildtypes/ibm-toolchain/v1"
+    assert definition["externalParameters"]["trigger"] == {"name": "git-push", "type": "scm"}
+    assert definition["externalParameters"]["pipeline"] == {"id": "p-123", "toolchainId": "tc-1"}
+
+    sign = ok(
+        task("sign").run(
+            {"IMAGE_URL": sbom.results["IMAGE_URL"], "IMAGE_DIGEST": sbom.results["IMAGE_DIGEST"],
+             "IDENTITY_TOKEN_FILE": str(token)},
+            tmp=tmp_path / "sign",
+            workspaces={"dockerconfig": secret, "sigstore": sigstore},
+        )
+    )  # fmt: skip
+    assert sign.results["IMAGE_DIGEST"] == sbom.results["IMAGE_DIGEST"]
+    assert sign.results["SIGNATURE_REFERRER"].startswith("sha256:")
+
+
+def test_verify_fails_the_taskrun_on_a_denial_and_still_reports_the_verdict(
+    docker_registry: DockerRegistry, sigstore_stack: SigstoreStack, signing: tuple[Path, Path], tmp_path: Path
+) -> None:
+    ref = push_sample(docker_registry, tmp_path, "denied")
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    write_policy(policy / "policy.yaml", docker_registry.host, sigstore_stack, signer=K8S_SAN)
+    run = task("verify").run(
+        {"IMAGE_URL": ref}, tmp=tmp_path / "verify", workspaces={"policy": policy, "sigstore": signing[1]}
+    )
+    assert run.exit_code == 1
+    assert run.results["VERDICT"] == "deny" and run.results["IMAGE_DIGEST"].startswith("sha256:")
+    assert "error: signers: " in run.stdout and "error: requireDigest: " in run.stdout
+
+
+def test_deploy_without_the_optional_api_key_secret_fails_as_a_configuration_error(
+    docker_registry: DockerRegistry, sigstore_stack: SigstoreStack, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    write_policy(policy / "policy.yaml", docker_registry.host, sigstore_stack)
+    run = task("deploy").run(
+        {"IMAGE_URL": f"{docker_registry.host}/team/app", "IMAGE_DIGEST": "sha256:" + "0" * 64,
+         "PROJECT_ID": "p-1", "APP": "web", "REGION": "us-south"},
+        tmp=tmp_path / "deploy",
+        workspaces={"policy": policy},
+        base_env={"IBM_CREDENTIALS_FILE": str(tmp_path / "none.env")},
+    )  # fmt: skip
+    assert run.exit_code == 2, run.stderr
+    assert "no IBM Cloud credentials for code_engine" in run.stderr
+    assert run.results["IMAGE_DIGEST"] == "" and run.results["REVISION"] == ""
