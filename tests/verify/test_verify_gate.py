@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -296,7 +297,8 @@ def test_provenance_claiming_an_old_build_stays_old_though_freshly_signed(gate: 
     attach(oci.store, oci.descriptor, gate.ids.good.sign(statement(oci.digest, SLSA_PROVENANCE_V1, old)))
     decision = gate.verify(oci.ref, gate.policy(oci.host))
     # The fresh provenance of gate.full still satisfies the clause; alone, the old one would not.
-    expect(decision, "allow", "provenance", "pass", "age 0s")
+    expect(decision, "allow", "provenance", "pass", "age ")
+    assert re.search(r"age \d+s$", clause(decision, "provenance").reason)  # seconds, not the claimed 60 days
     only_old = push_image(gate.registries, oci.host)
     attach(
         only_old.store,
@@ -392,7 +394,11 @@ def test_critical_vulnerability_is_denied(gate: Gate, oci: Pushed) -> None:
         "deny",
         "vulnerabilities",
         "fail",
-        "denied findings in the scan of 0s ago: CVE-2024-0001 (critical)",
+        "denied findings in the scan of ",
+    )
+    # The scan's age depends on the clock ticking between signing and verifying: match any whole seconds.
+    assert re.search(
+        r"scan of \d+s ago: CVE-2024-0001 \(critical\)$", clause(decision, "vulnerabilities").reason
     )
     assert "CVE-2024-0002" not in clause(decision, "vulnerabilities").reason
 
