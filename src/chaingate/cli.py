@@ -85,22 +85,14 @@ def _platform(args: argparse.Namespace) -> Any:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from chaingate.oci.copy import select_platform
-    from chaingate.oci.stores import open_image
     from chaingate.oci.tree import inspect_image, render_text
 
-    platform = _platform(args)
     registries = _registries(args)
     try:
-        opened = open_image(args.image, registries)
+        opened = _target_image(args, registries)
         with opened.store as store:
             assert opened.target is not None
-            target = opened.target
-            if platform is not None:
-                root = store.get_manifest(store.resolve(target).digest)
-                if root.is_index:
-                    target = select_platform(store, root, platform).digest
-            result = inspect_image(store, target, str(opened.reference))
+            result = inspect_image(store, opened.target, str(opened.reference))
     finally:
         registries.close()
     if args.format == "json":
@@ -195,8 +187,8 @@ def _target_image(args: argparse.Namespace, registries: Registries) -> Any:
     from chaingate.oci.copy import select_platform
     from chaingate.oci.stores import open_image
 
+    platform = _platform(args)  # a malformed --platform is reported before anything is opened
     opened = open_image(args.image, registries)
-    platform = _platform(args)
     if platform is not None and opened.target is not None:
         root = opened.store.get_manifest(opened.store.resolve(opened.target).digest)
         if root.is_index:

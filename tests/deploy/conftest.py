@@ -8,15 +8,14 @@ pipeline would configure them; waits run on a fake clock so no test sleeps.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from deploy_support import APIKEY, Cloud, FakeClock
 
 from chaingate.testing.codeengine import FakeIBMCloud
+from netguard import forbid_non_loopback
 
 _PREFIXES = ("CODE_ENGINE_", "IAM_POLICY_MANAGEMENT_", "IAM_ACCESS_GROUPS_", "IAM_IDENTITY_", "IBMCLOUD_")
 
@@ -24,15 +23,7 @@ _PREFIXES = ("CODE_ENGINE_", "IAM_POLICY_MANAGEMENT_", "IAM_ACCESS_GROUPS_", "IA
 @pytest.fixture(autouse=True)
 def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """IBM Cloud itself (iam.cloud.ibm.com, api.<region>.codeengine…) must never be reached from these tests."""
-    real_connect = socket.socket.connect
-
-    def connect(self: socket.socket, address: Any) -> None:
-        host = address[0] if isinstance(address, tuple) else address
-        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
-            raise AssertionError(f"a deploy test tried to reach {address!r}")
-        real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
+    forbid_non_loopback(monkeypatch, "deploy")
 
 
 @pytest.fixture

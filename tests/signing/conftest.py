@@ -8,7 +8,6 @@ host (public Sigstore, TUF) into a failure instead of a hang or a leak.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from chaingate.oci.interface import ImageStore
 from chaingate.oci.layout import LayoutStore
 from chaingate.oci.registry import RegistryStore
 from chaingate.testing.sigstore import SigstoreStack, github_actions_claims
+from netguard import forbid_non_loopback
 
 REPOSITORY = "octo-org/octo-app"
 WORKFLOW_SAN = f"https://github.com/{REPOSITORY}/.github/workflows/release.yml@refs/heads/main"
@@ -33,15 +33,7 @@ GITHUB_SUBJECT = f"repo:{REPOSITORY}:ref:refs/heads/main"
 
 @pytest.fixture(autouse=True)
 def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_connect = socket.socket.connect
-
-    def connect(self: socket.socket, address: Any) -> None:
-        host = address[0] if isinstance(address, tuple) else address
-        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
-            raise AssertionError(f"a signing test tried to reach {address!r}")
-        real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
+    forbid_non_loopback(monkeypatch, "signing")
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sigstore.oidc import IdentityToken
@@ -14,20 +12,13 @@ from verify_support import Gate, Identities, Identity, github_identity
 
 from chaingate.oci.client import Registries
 from chaingate.testing.sigstore import SigstoreStack
+from netguard import forbid_non_loopback
 
 
 @pytest.fixture(autouse=True)
 def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Public Sigstore (TUF) and any other host must never be reached by the gate's tests."""
-    real_connect = socket.socket.connect
-
-    def connect(self: socket.socket, address: Any) -> None:
-        host = address[0] if isinstance(address, tuple) else address
-        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
-            raise AssertionError(f"a gate test tried to reach {address!r}")
-        real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
+    forbid_non_loopback(monkeypatch, "gate")
 
 
 @pytest.fixture(scope="session")
