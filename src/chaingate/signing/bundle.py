@@ -83,14 +83,43 @@ def _statement(doc: dict[str, Any]) -> dict[str, Any] | None:
     return payload
 
 
-def summarize(raw: bytes) -> BundleSummary:
-    """Load ``raw`` with sigstore-python and describe it; :class:`BundleReadError` if it does not load."""
+def load_bundle(raw: bytes) -> Any:
+    """sigstore-python's ``Bundle`` from JSON, after restoring the proto3 defaults other clients omit.
+
+    A Sigstore bundle is protobuf JSON, and protobuf JSON leaves out fields
+    that hold their default value: sigstore-js (what actions/attest uses)
+    omits ``logIndex`` 0 of a fresh log and the empty inclusion-proof
+    ``hashes`` of a one-entry tree, which sigstore-python's strict model
+    requires. Restoring exactly those defaults changes no signed or logged
+    byte; the verifier still checks the proof against the signed checkpoint.
+    """
     from sigstore.models import Bundle
 
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return Bundle.from_json(raw)  # let sigstore report what is wrong with it
+    material = doc.get("verificationMaterial") if isinstance(doc, dict) else None
+    entries = material.get("tlogEntries") if isinstance(material, dict) else None
+    if isinstance(entries, list):
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            entry.setdefault("logIndex", "0")
+            proof = entry.get("inclusionProof")
+            if isinstance(proof, dict):
+                proof.setdefault("logIndex", "0")
+                proof.setdefault("hashes", [])
+        raw = json.dumps(doc).encode()
+    return Bundle.from_json(raw)
+
+
+def summarize(raw: bytes) -> BundleSummary:
+    """Load ``raw`` with sigstore-python and describe it; :class:`BundleReadError` if it does not load."""
     if len(raw) > MAX_BUNDLE_BYTES:
         raise BundleReadError(f"bundle larger than {MAX_BUNDLE_BYTES} bytes")
     try:
-        bundle = Bundle.from_json(raw)
+        bundle = load_bundle(raw)
     except Exception as e:  # sigstore raises InvalidBundle, ValueError, KeyError… for bad input
         raise BundleReadError(f"not a loadable Sigstore bundle ({' '.join(str(e).split())[:200]})") from None
     doc = json.loads(raw)

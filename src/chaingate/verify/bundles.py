@@ -200,10 +200,10 @@ def verify_bundle(trust: TrustRoot, found: FoundBundle, signers: Sequence[Signer
     verifier = trust.verifier()
     if isinstance(verifier, str):
         return ignore(verifier)
-    from sigstore.models import Bundle
+    from chaingate.signing.bundle import load_bundle
 
     try:
-        bundle = Bundle.from_json(found.raw)
+        bundle = load_bundle(found.raw)
     except Exception as e:  # sigstore raises InvalidBundle, ValueError, KeyError… for bad input
         return ignore(f"not a loadable Sigstore bundle ({_one_line(e, 200)})")
     if bundle._dsse_envelope is None:
