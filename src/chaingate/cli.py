@@ -219,15 +219,23 @@ def cmd_sbom(args: argparse.Namespace) -> int:
 
 
 def _write_output(path: str | None, data: bytes) -> None:
-    """Write a result file atomically (a reader never sees half of it), or to stdout."""
+    """Write a result to the file named by ``-o`` (see :func:`_write_file`), or to stdout."""
     if not path:
         sys.stdout.buffer.write(data if data.endswith(b"\n") else data + b"\n")
         sys.stdout.flush()
         return
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    _write_file(path, data)
+
+
+def _write_file(path: str, data: bytes) -> None:
+    """Replace ``path`` atomically: a reader never sees half a file, and a failed write leaves the old one."""
+    out = Path(path)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def cmd_provenance(args: argparse.Namespace) -> int:
@@ -273,11 +281,8 @@ def cmd_provenance(args: argparse.Namespace) -> int:
         registries.close()
     text = json.dumps(result.statement, indent=2) + "\n"
     if args.output:
-        out = Path(args.output)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)
-        print(f"wrote {out}: SLSA v1 provenance for {args.image} ({result.digest}, {context.system})")
+        _write_file(args.output, text.encode())
+        print(f"wrote {args.output}: SLSA v1 provenance for {args.image} ({result.digest}, {context.system})")
     else:
         sys.stdout.write(text)
     return 0
@@ -419,10 +424,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     document["vsa"] = decision.vsa_statement() if decision.digest else None
     document["vsaAttestation"] = attachment
     if args.output:
-        out = Path(args.output)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(out)
+        _write_file(args.output, (json.dumps(document, indent=2) + "\n").encode())
     if args.format == "json":
         print(json.dumps(document, indent=2))
     else:
@@ -519,10 +521,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         registries.close()
     document = summary(outcome)
     if args.output:
-        out = Path(args.output)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(outcome.record, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(out)
+        _write_file(args.output, (json.dumps(outcome.record, indent=2) + "\n").encode())
     if args.format == "json":
         print(json.dumps(document, indent=2))
         return 0

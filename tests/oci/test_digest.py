@@ -61,3 +61,22 @@ def test_read_bounded() -> None:
     assert read_bounded(io.BytesIO(b"abc"), 3, what="x") == b"abc"
     with pytest.raises(SizeLimitExceeded, match="limit of 2"):
         read_bounded(io.BytesIO(b"abc"), 2, what="x")
+
+
+class Trickle(io.BytesIO):
+    """A network-like stream: each read returns at most a few bytes, however many were asked for."""
+
+    def read(self, n: int | None = -1) -> bytes:
+        return super().read(7 if n is None or n < 0 else min(n, 7))
+
+
+def test_read_bounded_reads_short_reads_to_the_end_and_so_checks_the_digest() -> None:
+    assert (
+        read_bounded(VerifiedReader(Trickle(DATA), DIGEST, len(DATA), what="t"), len(DATA), what="t") == DATA
+    )
+    bad = bytearray(DATA)
+    bad[-1] ^= 1
+    with pytest.raises(DigestMismatch):
+        read_bounded(VerifiedReader(Trickle(bytes(bad)), DIGEST, len(DATA), what="t"), len(DATA), what="t")
+    with pytest.raises(SizeLimitExceeded):
+        read_bounded(Trickle(DATA), len(DATA) - 1, what="t")

@@ -49,11 +49,21 @@ def verify_bytes(data: bytes, digest: str, *, what: str, expected_size: int | No
 
 
 def read_bounded(stream: IO[bytes], limit: int, *, what: str) -> bytes:
-    """Read a whole stream, refusing one larger than ``limit`` bytes."""
-    data = stream.read(limit + 1)
-    if len(data) > limit:
-        raise SizeLimitExceeded(f"{what}: larger than the limit of {limit} bytes")
-    return data
+    """Read a whole stream to its end, refusing one larger than ``limit`` bytes.
+
+    It reads until ``read`` returns nothing, because one read of a network
+    stream may return less than is left: stopping early would hand back a
+    truncated prefix, and a :class:`VerifiedReader` checks its digest only once
+    it reaches the end.
+    """
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := stream.read(min(1024 * 1024, limit + 1 - total)):
+        total += len(chunk)
+        if total > limit:
+            raise SizeLimitExceeded(f"{what}: larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class VerifiedReader:

@@ -98,19 +98,13 @@ def _total_size(manifest: Manifest) -> int:
 
 def _read_bundle(store: ImageStore, manifest: Manifest) -> tuple[BundleSummary | None, str | None]:
     """The summary of a bundle attachment's layer, or the reason it has none; never raises for bad content."""
-    from chaingate.oci.digest import read_bounded
-    from chaingate.signing.bundle import MAX_BUNDLE_BYTES, BundleReadError, summarize
+    from chaingate.signing.bundle import BundleReadError, read_bundle_layer, summarize
 
     layers = [d for d in manifest.layers if d.media_type.startswith(_BUNDLE_MEDIA_PREFIX)]
     if not layers:
         return None, "no Sigstore bundle layer"
-    layer = layers[0]
-    if layer.size > MAX_BUNDLE_BYTES:
-        return None, f"bundle layer of {layer.size} bytes exceeds {MAX_BUNDLE_BYTES}"
     try:
-        with store.open_blob(layer) as stream:
-            raw = read_bounded(stream, MAX_BUNDLE_BYTES, what=f"bundle {layer.digest}")
-        return summarize(raw), None
+        return summarize(read_bundle_layer(store, layers[0])), None
     except (OCIError, BundleReadError) as e:
         return None, str(e)
 

@@ -15,13 +15,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaingate.oci.digest import read_bounded
+from chaingate.oci.interface import Descriptor, ImageStore
 from chaingate.provenance.statement import PAYLOAD_TYPE
 from chaingate.signing.identity import certificate_identity
 from chaingate.signing.interface import SignerIdentity, TransparencyLogEntry
 
 #: Bundles are kilobytes; one carrying an inline SBOM of the inline limit is a
 #: few MiB once base64-encoded. Nothing legitimate comes near this.
-MAX_BUNDLE_BYTES = 32 * 1024 * 1024
+MAX_BUNDLE_BYTES = 16 * 1024 * 1024
 
 
 class BundleReadError(ValueError):
@@ -81,6 +83,18 @@ def _statement(doc: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(payload, dict):
         raise BundleReadError("DSSE payload is not a JSON object")
     return payload
+
+
+def read_bundle_layer(store: ImageStore, layer: Descriptor) -> bytes:
+    """A bundle layer's bytes, digest-checked and bounded; the gate and ``inspect`` share this bound.
+
+    Raises :class:`BundleReadError` for an oversized layer and the store's
+    :class:`OCIError` for one that cannot be read or does not match its digest.
+    """
+    if layer.size > MAX_BUNDLE_BYTES:
+        raise BundleReadError(f"bundle layer of {layer.size} bytes exceeds the {MAX_BUNDLE_BYTES}-byte bound")
+    with store.open_blob(layer) as stream:
+        return read_bounded(stream, MAX_BUNDLE_BYTES, what=f"bundle {layer.digest}")
 
 
 def load_bundle(raw: bytes) -> Any:

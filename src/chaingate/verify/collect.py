@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chaingate.oci import media
-from chaingate.oci.digest import read_bounded
 from chaingate.oci.interface import (
     AuthError,
     Descriptor,
@@ -28,10 +27,9 @@ from chaingate.oci.interface import (
     RegistryUnavailable,
     no_progress,
 )
+from chaingate.signing.bundle import BundleReadError, read_bundle_layer
 from chaingate.verify.interface import Collected, FoundBundle, Ignored
 
-#: A bundle is kilobytes; one holding an inline SBOM may be a few MiB. Nothing legitimate nears this.
-MAX_BUNDLE_BYTES = 16 * 1024 * 1024
 #: Media types under which a Sigstore bundle is stored (v0.3, and the older versioned spelling).
 BUNDLE_MEDIA_TYPES = (media.SIGSTORE_BUNDLE_V03, "application/vnd.dev.sigstore.bundle+json")
 #: Attachments a single image may carry before the listing is treated as an attack on the gate.
@@ -141,24 +139,12 @@ def _read_bundles(
 def _read_blob(
     store: ImageStore, layer: Descriptor, referrer: str, source: str, ignored: list[Ignored]
 ) -> bytes | None:
-    if layer.size > MAX_BUNDLE_BYTES:
-        ignored.append(
-            Ignored(
-                referrer,
-                f"{source}: bundle layer of {layer.size} bytes exceeds the {MAX_BUNDLE_BYTES}-byte bound",
-            )
-        )
-        return None
     try:
-        with store.open_blob(layer) as stream:
-            data = read_bounded(stream, MAX_BUNDLE_BYTES, what=f"bundle {layer.digest}")
-            # Read to EOF so the digest check of the verifying stream has run.
-            if stream.read(1):
-                raise OCIError(f"bundle {layer.digest}: more data than declared")
+        return read_bundle_layer(store, layer)
+    except BundleReadError as e:
+        ignored.append(Ignored(referrer, f"{source}: {e}"))
     except OCIError as e:
         ignored.append(Ignored(referrer, f"{source}: bundle blob {layer.digest}: {e.message}"))
-        return None
     except OSError as e:
         ignored.append(Ignored(referrer, f"{source}: bundle blob {layer.digest}: {e.strerror or e}"))
-        return None
-    return data
+    return None
