@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import gzip
 import io
+import random
 import tarfile
+import threading
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any, cast
 
 import pytest
 import zstandard
@@ -14,7 +17,7 @@ import zstandard
 from chaingate.oci import media
 from chaingate.oci.digest import VerifiedReader, sha256_digest
 from chaingate.oci.interface import Descriptor, DigestMismatch
-from chaingate.sbom import LayerInput, Limits, SbomError
+from chaingate.sbom import LayerInput, Limits, SbomError, layers
 from chaingate.sbom.catalogers.base import BytesReader
 from chaingate.sbom.interface import DEFAULT_LIMITS, MiB
 from chaingate.sbom.view import build_view
@@ -116,9 +119,13 @@ def test_member_count_is_bounded(layer: Make) -> None:
         read([layer(*(File(f"f{i}", b"") for i in range(5)))], Limits(max_members=3))
 
 
-def test_member_size_is_bounded(layer: Make) -> None:
+def test_member_size_is_bounded() -> None:
+    info = tarfile.TarInfo("big")
+    info.size = 4 * MiB
+    # The header alone: the declared size is refused before any of its bytes would be inflated.
+    data = info.tobuf(tarfile.PAX_FORMAT) + bytes(1024)
     with pytest.raises(SbomError, match="member 'big' declares 4194304 bytes"):
-        read([layer(File("big", bytes(4 * MiB)))], Limits(max_layer_bytes=3 * MiB))
+        read([blob_layer(data, media.OCI_LAYER_TAR)], Limits(max_layer_bytes=3 * MiB))
 
 
 def test_oversized_pax_header_is_refused(layer: Make) -> None:
@@ -165,3 +172,87 @@ def test_progress_reports_compressed_bytes(layer: Make) -> None:
     build_view([layer_input], [Everything()], DEFAULT_LIMITS, lambda *a: calls.append(a))
     assert calls[0] == ("layer 1/1", 0, layer_input.descriptor.size)
     assert calls[-1] == ("layer 1/1", layer_input.descriptor.size, layer_input.descriptor.size)
+
+
+# -- decompressing the next layers ahead of the parser -------------------------------------------
+
+
+class _Stream:
+    def __init__(self, queued: int = 0) -> None:
+        self.queued = queued
+
+
+def test_readahead_gives_nearer_layers_the_budget_first() -> None:
+    ahead = layers.Readahead(8 * MiB)
+    current, next_one, after = _Stream(), _Stream(), _Stream()
+    ahead.order[:] = [current, next_one, after]  # type: ignore[list-item]
+    ahead.held = 3 * MiB
+    assert ahead.admits(next_one, 5 * MiB)  # type: ignore[arg-type]
+    assert not ahead.admits(next_one, 5 * MiB + 1)  # type: ignore[arg-type]
+    assert ahead.admits(after, 1 * MiB)  # type: ignore[arg-type]
+    assert not ahead.admits(after, 1 * MiB + 1)  # the layer after next may fill only half
+    # The layer being parsed is never held back by the budget, only by its own queue depth.
+    ahead.held = 100 * MiB
+    assert ahead.admits(current, 64 * MiB)  # type: ignore[arg-type]
+    current.queued = layers._PREFETCH_DEPTH
+    assert not ahead.admits(current, 1)  # type: ignore[arg-type]
+
+
+def _noisy_layers(layer: Make, count: int, size: int) -> list[LayerInput]:
+    rng = random.Random(7)
+    return [layer(*(File(f"l{i}/f{j}", rng.randbytes(size)) for j in range(4))) for i in range(count)]
+
+
+class _Recording(layers.Readahead):
+    peak = 0
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "held":
+            _Recording.peak = max(_Recording.peak, cast(int, value))
+        super().__setattr__(name, value)
+
+
+class _Patient(Everything):
+    """Parses slowly at first: waits (a bounded time) until a lower layer has read ahead."""
+
+    waited = False
+
+    def capture(self, path: str, stream: IO[bytes], size: int) -> bytes | None:
+        deadline = time.monotonic() + 5
+        while (
+            not self.waited
+            and self.limits.readahead_bytes
+            and not _Recording.peak
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.01)
+        self.waited = True
+        return super().capture(path, stream, size)
+
+
+@pytest.mark.parametrize("budget", [0, 3 * MiB, 64 * MiB])
+def test_readahead_changes_nothing_but_stays_within_its_budget(
+    layer: Make, budget: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs = _noisy_layers(layer, 4, 512 * 1024)
+    expected = read(inputs, Limits(readahead_bytes=0))
+    monkeypatch.setattr(layers, "Readahead", _Recording)
+    _Recording.peak = 0
+    limits = Limits(readahead_bytes=budget)
+    view = build_view(inputs, [_Patient(limits)], limits, lambda *a: None)
+    assert {f.path: f.content for f in view.found(0)} == expected
+    assert 0 < _Recording.peak <= budget if budget else _Recording.peak == 0
+
+
+def _prefetch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "sbom-layer-prefetch"]
+
+
+@pytest.mark.parametrize("bad", [0, 3])
+def test_a_corrupt_layer_stops_every_worker(layer: Make, bad: int) -> None:
+    inputs = _noisy_layers(layer, 4, 256 * 1024)
+    data = gzip.compress(tar_of(("a", b"1" * 100_000)))[:-200]
+    inputs[bad] = blob_layer(data, media.OCI_LAYER_GZIP)
+    with pytest.raises(SbomError, match=inputs[bad].descriptor.digest):
+        read(inputs)
+    assert _prefetch_threads() == []

@@ -55,6 +55,8 @@ class Limits:
     #: gzip cannot exceed ~1032:1, so this only ever stops zstd bombs and never a real gzip layer.
     max_ratio: int = 1100
     ratio_floor: int = 1 * GiB
+    #: Decompressed bytes the next layers may hold, inflated ahead while the current one is parsed.
+    readahead_bytes: int = 48 * MiB
     #: Tar members in one layer.
     max_members: int = 2_000_000
     #: Size of a pax extended header or GNU long-name record (normally a few hundred bytes).

@@ -43,7 +43,7 @@ from typing import Any
 from chaingate.oci.interface import Progress
 from chaingate.sbom.catalogers.base import FileReader, Found, Skip
 from chaingate.sbom.interface import LayerInput, Limits, SbomError
-from chaingate.sbom.layers import Budget, LayerReader, layer_errors, short
+from chaingate.sbom.layers import Budget, LayerQueue, LayerReader, layer_errors, quick_handoff, short
 
 log = logging.getLogger(__name__)
 
@@ -131,14 +131,22 @@ class View:
 
     def build(self, budget: Budget, progress: Progress) -> None:
         total = len(self.layers)
-        for index in reversed(range(total)):
-            self._first_pass(index, budget, progress, f"layer {index + 1}/{total}")
-        self._follow_exact_paths()
-        by_layer: dict[int, list[_Fetch]] = defaultdict(list)
-        for fetch in self._fetches:
-            by_layer[fetch.layer].append(fetch)
-        for index in sorted(by_layer, reverse=True):
-            self._second_pass(index, by_layer[index], budget, progress, f"layer {index + 1}/{total} (links)")
+        order = list(reversed(range(total)))
+        with quick_handoff():
+            with LayerQueue(
+                [(self.layers[i], f"layer {i + 1}/{total}") for i in order], budget, progress
+            ) as queue:
+                for index in order:
+                    with queue.take() as reader:
+                        self._first_pass(index, reader, progress)
+            self._follow_exact_paths()
+            by_layer: dict[int, list[_Fetch]] = defaultdict(list)
+            for fetch in self._fetches:
+                by_layer[fetch.layer].append(fetch)
+            for index in sorted(by_layer, reverse=True):
+                self._second_pass(
+                    index, by_layer[index], budget, progress, f"layer {index + 1}/{total} (links)"
+                )
 
     def warn(self, message: str) -> None:
         log.warning("sbom: %s", message)
@@ -162,7 +170,7 @@ class View:
             i for i, r in enumerate(self.readers) if r.wants(path) or (executable and r.wants_executables)
         ]
 
-    def _first_pass(self, index: int, budget: Budget, progress: Progress, what: str) -> None:
+    def _first_pass(self, index: int, reader: LayerReader, progress: Progress) -> None:
         layer = self.layers[index]
         digest = layer.descriptor.digest
         limits = self.limits
@@ -174,8 +182,8 @@ class View:
         # (reader, ordinal) -> content (None when offered but nothing kept), and ordinal -> path.
         captures: dict[tuple[int, int], Any] = {}
         capture_paths: dict[int, str] = {}
-        progress(what, 0, layer.descriptor.size)
-        with LayerReader(layer, budget, what=what, progress=progress) as reader, layer_errors(digest):
+        progress(reader.what, 0, layer.descriptor.size)
+        with layer_errors(digest):
             for ordinal, info in enumerate(reader.members()):
                 path = normalise(info.name)
                 if not path:
