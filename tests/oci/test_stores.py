@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import lzma
 import shutil
 import subprocess
+import sys
 import tarfile
 import threading
 from pathlib import Path
@@ -15,6 +18,7 @@ from chaingate.oci import media
 from chaingate.oci.archive import ArchiveStore
 from chaingate.oci.artifact import Blob, build_artifact, push_artifact
 from chaingate.oci.copy import copy_image
+from chaingate.oci.digest import sha256_digest
 from chaingate.oci.interface import DigestMismatch, NotFound, OCIError
 from chaingate.oci.layout import LayoutStore, blob_path
 from chaingate.testing.images import File, Layer, build_image, write_docker_archive, write_layout
@@ -185,3 +189,40 @@ def test_skopeo_reads_what_we_write_and_we_read_what_it_writes(tmp_path: Path) -
         capture_output=True,
     )
     assert LayoutStore.open_directory(tmp_path / "skopeo-layout").resolve("t").digest == img.digest
+
+
+@pytest.mark.parametrize("compress", ["none", "gzip", "xz"])
+def test_archive_blobs_can_be_read_side_by_side(tmp_path: Path, compress: str) -> None:
+    """The SBOM reads the next layers ahead while it parses one: streams must not share a file position."""
+    layers = [Layer([File(f"d{i}/f", bytes([i]) * 300_000)], compression="none") for i in range(3)]
+    path = write_docker_archive(tmp_path / "a.tar", build_image(layers), repo_tags=("s:1",))
+    if compress != "none":
+        data = path.read_bytes()
+        path = tmp_path / f"a.tar.{compress}"
+        with gzip.open(path, "wb") if compress == "gzip" else lzma.open(path, "wb") as f:
+            f.write(data)
+    store = ArchiveStore(path)
+    blobs = store.get_manifest(store.default_target()).layers
+    start = threading.Barrier(len(blobs))
+    read: list[bytes] = [b""] * len(blobs)
+
+    def read_blob(i: int) -> None:
+        parts = []
+        with store.open_blob(blobs[i]) as f:
+            start.wait()
+            while piece := f.read(512):
+                parts.append(piece)
+        read[i] = b"".join(parts)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as CPython allows, between any seek and read
+    try:
+        threads = [threading.Thread(target=read_blob, args=(i,)) for i in range(len(blobs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        sys.setswitchinterval(interval)
+    assert [sha256_digest(r) for r in read] == [d.digest for d in blobs]
+    store.close()

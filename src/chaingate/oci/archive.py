@@ -10,17 +10,20 @@ reads them, and with referrers kept in the embedded layout.
 
 from __future__ import annotations
 
+import bz2
 import contextlib
+import gzip
 import hashlib
 import io
 import json
+import lzma
 import os
 import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from chaingate.oci import media
 from chaingate.oci.digest import VerifiedReader, read_bounded, sha256_digest
@@ -39,13 +42,52 @@ from chaingate.oci.layout import LayoutStore, blob_path
 _MAX_MANIFEST_JSON = 4 * 1024 * 1024
 
 
+def _reopener(fileobj: object) -> Callable[[Path], IO[bytes]]:
+    """How to open the archive again, by the file object tarfile chose for it (the caller closes it)."""
+    kind: Any = next((k for k in (gzip.GzipFile, bz2.BZ2File, lzma.LZMAFile) if isinstance(fileobj, k)), None)
+    if kind is None:
+        return lambda p: p.open("rb")
+    return lambda p: cast(IO[bytes], kind(p, "rb"))
+
+
+class _Section(io.RawIOBase):
+    """One member's bytes through a file handle of its own.
+
+    ``TarFile.extractfile`` streams share the archive's one file position, so
+    two of them read at once (the SBOM reads the next layers ahead) would read
+    each other's bytes. A short read is left to the caller's digest check.
+    """
+
+    def __init__(self, f: IO[bytes], size: int) -> None:
+        super().__init__()
+        self._f = f
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), self._left)
+        if want <= 0:
+            return 0
+        data = self._f.read(want)
+        buffer[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
 class TarFiles:
-    """Members of an (uncompressed or gzip) tar, by normalised name."""
+    """Members of an (uncompressed, gzip, bzip2 or xz) tar, by normalised name."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
             self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 — closed by ArchiveStore.close
+            self._reopen = _reopener(self._tar.fileobj)
             self._members = {
                 os.path.normpath(m.name).lstrip("/"): m for m in self._tar.getmembers() if m.isfile()
             }
@@ -65,10 +107,18 @@ class TarFiles:
             return read_bounded(f, limit, what=f"docker-archive:{self.path}:{name}")
 
     def open(self, name: str) -> IO[bytes]:
-        stream = self._tar.extractfile(self._member(name))
-        if stream is None:
-            raise OCIError(f"docker-archive:{self.path}: member {name} is not a file")
-        return stream
+        """A stream of the member that may be read alongside streams of other members."""
+        member = self._member(name)
+        try:
+            f = self._reopen(self.path)
+        except OSError as e:
+            raise OCIError(f"docker-archive:{self.path}: {e.strerror or e}") from None
+        try:
+            f.seek(member.offset_data)
+        except (OSError, EOFError) as e:
+            f.close()
+            raise OCIError(f"docker-archive:{self.path}: member {name}: {e}") from None
+        return cast(IO[bytes], io.BufferedReader(_Section(f, member.size), buffer_size=1 << 20))
 
     def size(self, name: str) -> int:
         return self._member(name).size
