@@ -256,3 +256,30 @@ def test_a_corrupt_layer_stops_every_worker(layer: Make, bad: int) -> None:
     with pytest.raises(SbomError, match=inputs[bad].descriptor.digest):
         read(inputs)
     assert _prefetch_threads() == []
+
+
+class _Trickle(io.RawIOBase):
+    """A network stream at its worst: one byte per read."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        return self._data.read(1 if n is None or n != 0 else 0)
+
+
+@pytest.mark.parametrize(
+    "encode", [gzip.compress, lambda d: zstandard.ZstdCompressor().compress(d), lambda d: d]
+)
+def test_short_reads_still_sniff_the_compression(encode: Callable[[bytes], bytes]) -> None:
+    data = encode(tar_of(("a", b"1")))
+    digest = sha256_digest(data)
+    trickle = LayerInput(
+        Descriptor(media.DOCKER_LAYER_TAR, digest, len(data)),
+        lambda: VerifiedReader(_Trickle(data), digest, len(data), what="layer"),  # type: ignore[arg-type]
+    )
+    assert read([trickle]) == {"a": b"1"}

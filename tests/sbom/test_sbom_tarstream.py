@@ -130,38 +130,25 @@ def test_empty_stream_has_no_members() -> None:
 
 def test_gnu_prefix_area_is_not_a_name_prefix() -> None:
     # GNU headers keep atime/ctime where ustar keeps the prefix; Go (and so containerd) ignores it there.
-    info = tarfile.TarInfo("file")
-    header = bytearray(info.tobuf(tarfile.GNU_FORMAT))
-    header[345:356] = b"14543210123"
-    _fix_checksum(header)
-    assert [m.name for m, _ in members(bytes(header) + bytes(1024))] == ["file"]
+    header = patched("file", tarfile.GNU_FORMAT, 345, b"14543210123")
+    assert [m.name for m, _ in members(header + bytes(1024))] == ["file"]
 
 
 def test_posix_prefix_is_applied() -> None:
-    info = tarfile.TarInfo("file")
-    header = bytearray(info.tobuf(tarfile.USTAR_FORMAT))
-    header[345:348] = b"dir"
-    _fix_checksum(header)
-    assert [m.name for m, _ in members(bytes(header) + bytes(1024))] == ["dir/file"]
+    header = patched("file", tarfile.USTAR_FORMAT, 345, b"dir")
+    assert [m.name for m, _ in members(header + bytes(1024))] == ["dir/file"]
 
 
 def test_base256_size() -> None:
-    info = tarfile.TarInfo("big")
-    header = bytearray(info.tobuf(tarfile.GNU_FORMAT))
-    header[124:136] = b"\x80" + (5).to_bytes(11, "big")
-    _fix_checksum(header)
-    [(member, content)] = members(bytes(header) + b"hello" + bytes(507) + bytes(1024))
+    header = patched("big", tarfile.GNU_FORMAT, 124, b"\x80" + (5).to_bytes(11, "big"))
+    [(member, content)] = members(header + b"hello" + bytes(507) + bytes(1024))
     assert (member.size, content) == (5, b"hello")
 
 
 def test_header_only_types_carry_no_data() -> None:
-    info = tarfile.TarInfo("dir")
-    info.type = tarfile.DIRTYPE
-    header = bytearray(info.tobuf(tarfile.USTAR_FORMAT))
-    header[124:136] = b"%011o\0" % 512
-    _fix_checksum(header)
+    header = patched("dir", tarfile.USTAR_FORMAT, 124, b"%011o\0" % 512, kind=tarfile.DIRTYPE)
     after = tarfile.TarInfo("after").tobuf(tarfile.USTAR_FORMAT)
-    assert [m.name.rstrip("/") for m, _ in members(bytes(header) + after + bytes(1024))] == ["dir", "after"]
+    assert [m.name.rstrip("/") for m, _ in members(header + after + bytes(1024))] == ["dir", "after"]
 
 
 def test_old_style_directory() -> None:
@@ -177,6 +164,14 @@ def test_global_pax_headers_do_not_rename_members() -> None:
     assert [m.name for m, _ in members(global_header + data)] == ["real"]
 
 
+@pytest.mark.parametrize("size", ["-1", "²", "1e3", ""])
+def test_invalid_pax_size(size: str) -> None:
+    info = tarfile.TarInfo("f")
+    info.pax_headers = {"size": size}
+    with pytest.raises(TarFormatError, match="invalid pax size"):
+        members(info.tobuf(tarfile.PAX_FORMAT) + bytes(1024))
+
+
 def test_pax_size_overrides_the_header() -> None:
     info = tarfile.TarInfo("f")
     info.size = 3
@@ -186,9 +181,15 @@ def test_pax_size_overrides_the_header() -> None:
     assert (member.size, content) == (3, b"abc")
 
 
-def _fix_checksum(header: bytearray) -> None:
+def patched(name: str, fmt: int, at: int, value: bytes, *, kind: bytes = tarfile.REGTYPE) -> bytes:
+    """One header as tarfile writes it, with ``value`` written at offset ``at`` and the checksum made right."""
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    header = bytearray(info.tobuf(fmt))
+    header[at : at + len(value)] = value
     header[148:156] = b" " * 8
     header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header)
 
 
 def test_bad_checksum_names_the_offset() -> None:
@@ -206,11 +207,9 @@ def test_truncation_is_an_error(cut: int) -> None:
 
 
 def test_invalid_numeric_field() -> None:
-    header = bytearray(tarfile.TarInfo("f").tobuf(tarfile.USTAR_FORMAT))
-    header[124:136] = b"12_3\0\0\0\0\0\0\0\0"
-    _fix_checksum(header)
+    header = patched("f", tarfile.USTAR_FORMAT, 124, b"12_3\0\0\0\0\0\0\0\0")
     with pytest.raises(TarFormatError, match="invalid size field"):
-        members(bytes(header))
+        members(header)
 
 
 @pytest.mark.parametrize("record", [b"99 path=x\n", b"abc path=x\n", b"11 pathx\n", b"6 a=b\nzz"])

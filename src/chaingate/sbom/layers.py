@@ -112,7 +112,8 @@ class _Compressed:
 _PREFETCH_DEPTH = 4
 #: Compressed bytes the worker inflates per call, and the most one call may produce. Long calls matter:
 #: the worker only runs while it does not hold the GIL, and each time it needs the GIL back it waits for
-#: the tar parser to yield it, so many short calls would leave the worker idle most of the time.
+#: the tar parser to yield it, so many short calls would leave the worker idle most of the time. Each
+#: open layer holds up to about twice ``_INFLATE_IN`` plus ``_INFLATE_OUT`` in flight, hence not more.
 _INFLATE_IN = 2 * MiB
 _INFLATE_OUT = 4 * MiB
 #: Layers opened and decompressing beyond the one being parsed.
@@ -209,7 +210,7 @@ class _Prefetch:
         compressed: _Compressed,
         readahead: Readahead,
         *,
-        meter: Callable[[int], None],
+        meter: Callable[[int, int], None],
         report: Callable[[int], None],
     ) -> None:
         self._inner = inner
@@ -275,7 +276,7 @@ class _Prefetch:
             raise item
         if not item:
             self._eof = True
-        self._meter(len(item))
+        self._meter(len(item), count)
         self._report(count)
         return item
 
@@ -305,13 +306,13 @@ class Budget:
 class _Meter:
     """Decompressed layer bytes, refused past the layer, ratio and whole-SBOM limits."""
 
-    def __init__(self, compressed: _Compressed, digest: str, budget: Budget) -> None:
-        self._compressed = compressed
+    def __init__(self, digest: str, budget: Budget) -> None:
         self._digest = digest
         self._budget = budget
         self.count = 0
 
-    def __call__(self, size: int) -> None:
+    def __call__(self, size: int, compressed: int) -> None:
+        """Count ``size`` more bytes, made from the first ``compressed`` bytes of the blob."""
         limits = self._budget.limits
         self.count += size
         self._budget.spent += size
@@ -320,10 +321,10 @@ class _Meter:
                 f"layer {self._digest}: decompresses to more than {limits.max_layer_bytes} bytes "
                 "(decompression bomb?)"
             )
-        if self.count > limits.ratio_floor and self.count > limits.max_ratio * max(self._compressed.count, 1):
+        if self.count > limits.ratio_floor and self.count > limits.max_ratio * max(compressed, 1):
             raise SbomError(
                 f"layer {self._digest}: expands more than {limits.max_ratio}-fold "
-                f"({self._compressed.count} -> {self.count} bytes so far; decompression bomb?)"
+                f"({compressed} -> {self.count} bytes so far; decompression bomb?)"
             )
         if self._budget.spent > limits.max_total_bytes:
             raise SbomError(
@@ -392,7 +393,9 @@ class LayerReader:
     def _open_stream(self, raw: IO[bytes], declared: str | None) -> None:
         compressed = _Compressed(raw)
         self._compressed = compressed
-        head = compressed.read(4)
+        head = b""
+        while len(head) < 4 and (more := compressed.read(4 - len(head))):  # a network read may come up short
+            head += more
         kind = declared or (
             "gzip" if head.startswith(_GZIP_MAGIC) else "zstd" if head == _ZSTD_MAGIC else "tar"
         )
@@ -400,7 +403,7 @@ class LayerReader:
             raise SbomError(f"layer {self.digest}: declared gzip, but the blob is not gzip data")
         if kind == "zstd" and head != _ZSTD_MAGIC:
             raise SbomError(f"layer {self.digest}: declared zstd, but the blob is not zstd data")
-        # The wrappers implement only read(); the decompressors and tarfile need nothing else.
+        # The wrappers implement only read(); the decompressors need nothing else.
         source = cast(IO[bytes], _Prefixed(head, cast(IO[bytes], compressed)))
         inner: Any
         if kind == "gzip":
@@ -409,7 +412,7 @@ class LayerReader:
             inner = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
         else:
             inner = source
-        meter = _Meter(compressed, self.digest, self._budget)
+        meter = _Meter(self.digest, self._budget)
         self._prefetch = _Prefetch(inner, compressed, self._readahead, meter=meter, report=self._report)
 
     def _report(self, count: int) -> None:

@@ -169,11 +169,9 @@ class TarStream:
 
     def _fill(self) -> bool:
         """Replace the exhausted buffer with the next chunk; False at the end of the stream."""
-        chunk = b""
-        while not chunk:
-            chunk = self._next_chunk()
-            if not chunk:
-                return False
+        chunk = self._next_chunk()
+        if not chunk:
+            return False
         self._base += len(self._buf)
         self._buf, self._pos = chunk, 0
         return True
@@ -283,7 +281,7 @@ class TarStream:
             long_link if long_link is not None else _cstring(header[157:257])
         )
         if "size" in pax:
-            if not pax["size"].isdigit():
+            if not (pax["size"].isascii() and pax["size"].isdigit()):
                 raise TarFormatError(f"invalid pax size {pax['size']!r} in the header at offset {offset}")
             size = int(pax["size"])
         if kind == _AREG[0] and name.endswith("/"):
