@@ -75,8 +75,13 @@ def sbom() -> Callable[..., dict[str, Any]]:
     return run
 
 
+def packages(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The components that are packages: everything but the operating system."""
+    return [c for c in doc["components"] if c["type"] != "operating-system"]
+
+
 def purls(doc: dict[str, Any]) -> list[str]:
-    return [c["purl"] for c in doc["components"]]
+    return [c["purl"] for c in packages(doc)]
 
 
 def prop(component: dict[str, Any], name: str) -> str | None:
@@ -111,6 +116,7 @@ def helpers() -> Any:
 
 
 class _Helpers:
+    packages = staticmethod(packages)
     purls = staticmethod(purls)
     prop = staticmethod(prop)
     warnings = staticmethod(warnings)

@@ -26,13 +26,15 @@ def pkg(name: str, version: str = "1.0", path: str = "p", **kwargs: Any) -> Pack
     return Package(PackageURL(type="npm", name=name, version=version), name, version, LAYER, path, **kwargs)
 
 
-def write(packages: list[Package], warnings: tuple[str, ...] = ()) -> tuple[bytes, dict[str, Any]]:
+def write(
+    packages: list[Package], warnings: tuple[str, ...] = (), distro: Distro | None = None
+) -> tuple[bytes, dict[str, Any]]:
     out = write_bom(
         packages,
         image_name="registry.example/app",
         image_digest=DIGEST,
         platform=None,
-        distro=Distro("debian", "12"),
+        distro=distro,
         timestamp=WHEN,
         warnings=warnings,
     )
@@ -90,6 +92,39 @@ def test_warnings_and_undecodable_paths() -> None:
     assert [p["value"] for p in doc["metadata"]["properties"]] == ["a problem", "b problem"]
     assert {"name": "chaingate:path", "value": "usr/lib/caf\ufffd/x"} in doc["components"][0]["properties"]
     assert out.endswith(b"\n")
+
+
+def test_the_operating_system_is_a_component() -> None:
+    rocky = Distro(
+        "rocky",
+        "9.3",
+        pretty_name="Rocky Linux 9.3 (Blue Onyx)",
+        id_like=("rhel", "centos", "fedora"),
+        path="usr/lib/os-release",
+        layer=LAYER,
+    )
+    out, doc = write([pkg("a")], distro=rocky)
+    assert doc["components"][0] == {
+        "type": "operating-system",
+        "bom-ref": "os:rocky@9.3",
+        "name": "rocky",
+        "version": "9.3",
+        "description": "Rocky Linux 9.3 (Blue Onyx)",
+        "properties": [
+            {"name": "chaingate:distro:id", "value": "rocky"},
+            {"name": "chaingate:distro:idLike", "value": "rhel centos fedora"},
+            {"name": "chaingate:distro:versionID", "value": "9.3"},
+            {"name": "chaingate:layer", "value": LAYER},
+            {"name": "chaingate:path", "value": "usr/lib/os-release"},
+        ],
+    }
+    assert doc["dependencies"][0] == {"ref": DIGEST, "dependsOn": ["os:rocky@9.3", "pkg:npm/a@1.0"]}
+    assert doc["metadata"]["component"]["properties"] == [{"name": "chaingate:distro", "value": "rocky-9.3"}]
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(out.decode()) is None
+    # A rolling release has only a codename; an image without os-release has no such component.
+    _, sid = write([], distro=Distro("debian", None, "trixie"))
+    assert [(c["bom-ref"], c["version"]) for c in sid["components"]] == [("os:debian@trixie", "trixie")]
+    assert write([pkg("a")])[1]["components"][0]["type"] == "library"
 
 
 def test_spdx_mapping() -> None:

@@ -115,6 +115,8 @@ def components(document: dict[str, Any]) -> set[tuple[str, str]]:
     """Each component as (purl, path): what must not depend on the store (layer digests may: legacy archives)."""
     out = set()
     for c in document["components"]:
+        if c["type"] == "operating-system":
+            continue
         path = next(p["value"] for p in c.get("properties", []) if p["name"] == "chaingate:path")
         out.add((c["purl"], path))
     return out

@@ -165,7 +165,12 @@ def write_bom(
             _serialise(_component(package, ref, licenses))
             for (_, package), ref in zip(ordered, refs, strict=True)
         ]
-        dependencies = _dependencies([p for _, p in ordered], refs, ref_of, image_digest)
+        contained = list(refs)
+        if distro is not None:
+            os_component = _operating_system(distro)
+            components.insert(0, _serialise(os_component))
+            contained.append(str(os_component.bom_ref.value))
+        dependencies = _dependencies([p for _, p in ordered], refs, ref_of, image_digest, contained)
         skeleton = _serialise(_skeleton(image_name, image_digest, platform, distro, timestamp, warnings))
     document: dict[str, Any] = {
         "$schema": SCHEMA_URI,
@@ -183,7 +188,11 @@ def write_bom(
 
 
 def _dependencies(
-    ordered: Sequence[Package], refs: Sequence[str], ref_of: dict[int, str], image_digest: str
+    ordered: Sequence[Package],
+    refs: Sequence[str],
+    ref_of: dict[int, str],
+    image_digest: str,
+    contained: Sequence[str],
 ) -> list[dict[str, Any]]:
     """The dependency graph: the image contains every component; packages depend as their databases say.
 
@@ -194,9 +203,10 @@ def _dependencies(
     the set of bom-refs, which is the check ``Bom.validate`` makes quadratically.
     """
     known = set(refs)
-    if image_digest in known:
-        raise SbomError(f"a component's bom-ref collides with the image digest {image_digest}")
-    out: list[dict[str, Any]] = [{"ref": image_digest, "dependsOn": sorted(known)}] if known else []
+    every = set(contained)
+    if image_digest in every or len(every) != len(contained):
+        raise SbomError(f"bom-refs collide with each other or with the image digest {image_digest}")
+    out: list[dict[str, Any]] = [{"ref": image_digest, "dependsOn": sorted(every)}] if every else []
     for package, ref in zip(ordered, refs, strict=True):
         if package.depends_on is None:
             continue
@@ -211,6 +221,34 @@ def _dependencies(
                 targets.add(dep_ref)
         out.append({"ref": ref, "dependsOn": sorted(targets)})
     return out
+
+
+def _operating_system(distro: Distro) -> Component:
+    """The distribution as a component, where syft, trivy and the scanners reading their SBOMs look for it.
+
+    Name and version are os-release's ID and VERSION_ID (what syft's decoder,
+    and so grype, read back); ID_LIKE is kept because scanners fall back on it
+    for derivatives they have no feed for (Rocky as RHEL, Mint as Ubuntu).
+    """
+    version = distro.version_id or distro.codename
+    properties = [Property(name="chaingate:distro:id", value=_clean(distro.id))]
+    for name, value in (
+        ("chaingate:distro:versionID", distro.version_id),
+        ("chaingate:distro:versionCodename", distro.codename),
+        ("chaingate:distro:idLike", " ".join(distro.id_like)),
+        (PROPERTY_LAYER, distro.layer),
+        (PROPERTY_PATH, distro.path),
+    ):
+        if value:
+            properties.append(Property(name=name, value=_clean(value)))
+    return Component(
+        type=ComponentType.OPERATING_SYSTEM,
+        name=_clean(distro.id),
+        version=_clean(version) if version else None,
+        description=_clean(distro.pretty_name) if distro.pretty_name else None,
+        bom_ref=_clean(f"os:{distro.id}@{version}" if version else f"os:{distro.id}"),
+        properties=properties,
+    )
 
 
 def _skeleton(

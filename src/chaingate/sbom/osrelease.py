@@ -47,15 +47,19 @@ def parse_os_release(data: bytes) -> dict[str, str]:
 
 
 def distro_from(found: Sequence[Found[bytes]]) -> Distro | None:
-    by_path = {f.path: f.content for f in found}
+    by_path = {f.path: f for f in found}
     for path in _PATHS:
         if path in by_path:
-            fields = parse_os_release(by_path[path])
+            fields = parse_os_release(by_path[path].content)
             distro_id = fields.get("ID", "").strip().lower()
             if distro_id:
                 return Distro(
                     id=distro_id,
                     version_id=fields.get("VERSION_ID") or None,
                     codename=fields.get("VERSION_CODENAME") or None,
+                    pretty_name=fields.get("PRETTY_NAME") or None,
+                    id_like=tuple(fields.get("ID_LIKE", "").lower().split()),
+                    path=path,
+                    layer=by_path[path].layer,
                 )
     return None

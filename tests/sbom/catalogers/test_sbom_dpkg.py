@@ -166,9 +166,10 @@ def test_end_to_end_status_d_and_os_release(layer: Any, sbom: Any) -> None:
             File("var/lib/dpkg/status.d/tzdata.md5sums", b"d41d8cd98f00b204e9800998ecf8427e  usr/share/x\n"),
         )
     )
-    assert [c["purl"] for c in doc["components"]] == [
+    assert [c["purl"] for c in doc["components"] if c["type"] == "library"] == [
         "pkg:deb/debian/tzdata@2024a-0%2Bdeb12u1?arch=all&distro=debian-12"
     ]
+    assert doc["components"][0]["description"] == "Distroless"
 
 
 DEP5 = b"""\

@@ -49,6 +49,12 @@ class Distro:
     id: str
     version_id: str | None = None
     codename: str | None = None
+    #: What the rest of os-release says, for the SBOM's operating-system component.
+    pretty_name: str | None = None
+    id_like: tuple[str, ...] = ()
+    #: Where os-release was found (path in the image, layer digest).
+    path: str | None = None
+    layer: str | None = None
 
     def qualifier(self, *, major_minor: bool = False) -> str:
         """The purl ``distro`` qualifier: ``debian-12``, ``rhel-9.3``, or ``alpine-3.19`` when ``major_minor``.
