@@ -4,7 +4,7 @@
 set -euo pipefail
 
 SYSTEM_PACKAGES=(python3 python3-venv python3-pip docker-registry apache2-utils skopeo ca-certificates git
-                 debootstrap)
+                 debootstrap rpm)
 # Needed as commands, from whichever package provides them (Node may come from NodeSource, not Debian).
 COMMAND_PACKAGES=("npm:npm")
 

@@ -135,6 +135,16 @@ def test_spdx_mapping() -> None:
     assert normalise("BSD") == "BSD"
     assert normalise("UNKNOWN") is None
     assert normalise("MIT OR (Apache-2.0 AND BSD-2-Clause)") == "MIT OR (Apache-2.0 AND BSD-2-Clause)"
+    # Fedora's legacy rpm tags and npm's lower-case operators become expressions when every operand maps.
+    assert normalise("GPLv2+ and MIT") == "GPL-2.0-or-later AND MIT"
+    assert (
+        normalise("(GPLv2+ or LGPLv3+) and ASL 2.0")
+        == "(GPL-2.0-or-later OR LGPL-3.0-or-later) AND Apache-2.0"
+    )
+    assert normalise("mit or apache-2.0") == "MIT OR Apache-2.0"
+    assert normalise("GPLv2+ and LGPLv2+ with exceptions") == "GPLv2+ and LGPLv2+ with exceptions"
+    assert normalise("BSD and MIT") == "BSD and MIT"
+    assert normalise("(MIT or") == "(MIT or"
     assert (
         from_classifier("License :: OSI Approved :: GNU General Public License v3 (GPLv3)") == "GPL-3.0-only"
     )

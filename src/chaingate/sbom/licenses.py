@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from cyclonedx.spdx import fixup_id
+from cyclonedx.spdx import fixup_id, is_expression
 
 _ALIASES = {
     "apache 2": "Apache-2.0",
@@ -103,6 +103,8 @@ _CLASSIFIERS = {
 }
 
 _PAREN_ID = re.compile(r"\(([A-Za-z0-9.+-]+)\)\s*$")
+#: The operators of a compound license field as rpm (Fedora's legacy tags), npm and PyPI write them.
+_OPERATOR = re.compile(r"\s+(and|or)\s+|\s*([()])", re.IGNORECASE)
 
 
 @lru_cache(maxsize=4096)
@@ -127,12 +129,43 @@ def normalise(value: str) -> str | None:
     value = value.strip()
     if not value or value.upper() in ("UNKNOWN", "NONE", "NOASSERTION"):
         return None
-    found = spdx_id(value)
+    found = spdx_id(value) or _compound(value)
     if found:
         return found
     if "\n" in value or len(value) > 200:
         return None
     return value
+
+
+def _compound(value: str) -> str | None:
+    """``GPLv2+ and (MIT or ASL 2.0)`` as an SPDX expression, when every operand maps to an identifier.
+
+    One operand that does not map ("BSD", "LGPLv2+ with exceptions") leaves
+    the whole field as the package wrote it, as for a single license.
+    """
+    tokens: list[str] = []
+    position = operands = 0
+    for match in _OPERATOR.finditer(value):
+        operand = value[position : match.start()].strip()
+        if operand:
+            found = spdx_id(operand)
+            if not found:
+                return None
+            tokens.append(found)
+            operands += 1
+        tokens.append(match.group(1).upper() if match.group(1) else match.group(2))
+        position = match.end()
+    tail = value[position:].strip()
+    if tail:
+        found = spdx_id(tail)
+        if not found:
+            return None
+        tokens.append(found)
+        operands += 1
+    if operands < 2:
+        return None
+    expression = " ".join(tokens).replace("( ", "(").replace(" )", ")")
+    return expression if is_expression(expression) else None
 
 
 def from_classifier(classifier: str) -> str | None:

@@ -1,9 +1,12 @@
-"""rpm: header blobs in an SQLite rpmdb, built here the way rpm writes them."""
+"""rpm: header blobs in SQLite, Berkeley DB and ndb rpmdbs, built here the way rpm writes them."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import struct
+import subprocess
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +146,76 @@ def berkeley_db(blobs: list[bytes], page_size: int = 4096) -> bytes:
     return b"".join(pages)
 
 
+def ndb(blobs: list[bytes], *, slot_pages: int = 1, first_slot: int = 0) -> bytes:
+    """An ndb ``Packages.db`` laid out as rpm's rpmpkg.c writes one (all little-endian).
+
+    A 32-byte header (magic, version, generation, slot pages, next package
+    index), then 16-byte slots ("Slot", package index, block offset, block
+    count; free slots have offset 0), then each blob in 16-byte blocks: a head
+    ("BlbS", index, timestamp, length), the header blob, zero padding, and a
+    tail (Adler-32 of head, blob and padding, length, "BlbE"). ``first_slot``
+    leaves that many free slots first, so a package can land on a later page.
+    """
+    area = bytearray(slot_pages * 4096)
+    area[0:20] = struct.pack("<4sIIII", b"RpmP", 0, 7, slot_pages, len(blobs) + 1)
+    for offset in range(32, len(area), 16):
+        area[offset : offset + 4] = b"Slot"
+    data = bytearray()
+    for number, blob in enumerate(blobs):
+        index, block = number + 1, (len(area) + len(data)) // 16
+        count = -(-(16 + len(blob) + 12) // 16)
+        body = struct.pack("<4sIII", b"BlbS", index, 1700000000, len(blob)) + blob
+        body += bytes(count * 16 - 12 - len(body))
+        data += body + struct.pack("<II4s", zlib.adler32(body), len(blob), b"BlbE")
+        slot = 32 + 16 * (first_slot + number)
+        area[slot : slot + 16] = struct.pack("<4sIII", b"Slot", index, block, count)
+    return bytes(area + data)
+
+
+SUSE_NDB = "usr/lib/sysimage/rpm/Packages.db"
+
+
+def test_ndb_packages_file() -> None:
+    big = package("kernel-default", "6.4.0", "150600.23.7.3", provides=("x" * 70_000,))
+    packages = catalog(ndb([*BLOBS, big], slot_pages=2, first_slot=300), path=SUSE_NDB)
+    assert sorted(packages) == ["bash", "glibc", "kernel-default", "openssl-libs"]
+    assert [p.name for p in packages["bash"].depends_on] == ["glibc"]
+    assert packages["kernel-default"].path == SUSE_NDB
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: d.__setitem__(slice(0, 4), b"RpmX"), "not an rpm ndb database"),
+        (lambda d: d.__setitem__(slice(4, 8), struct.pack("<I", 1)), "ndb version 1"),
+        (lambda d: d.__setitem__(slice(12, 16), struct.pack("<I", 9999)), "claims 9999 slot pages"),
+        (lambda d: d.__setitem__(slice(32, 36), b"Slap"), "bad magic"),
+        (lambda d: d.__setitem__(slice(40, 44), struct.pack("<I", 10**6)), "outside the data area"),
+        (lambda d: d.__setitem__(slice(40, 44), struct.pack("<I", 3)), "outside the data area"),
+        (lambda d: d.__setitem__(slice(4096 + 40, 4096 + 41), b"\xff"), "checksum mismatch"),
+        (lambda d: d.__setitem__(slice(4096 + 4, 4096 + 8), struct.pack("<I", 5)), "bad head"),
+        (lambda d: d.__setitem__(slice(56, 60), struct.pack("<I", 256)), "overlap"),
+        (lambda d: d.extend(b"x"), "not a multiple of its block size"),
+    ],
+)
+def test_ndb_structure_is_checked(damage: Any, message: str) -> None:
+    data = bytearray(ndb(BLOBS[:2]))
+    damage(data)
+    notes: list[str] = []
+    assert catalog(bytes(data), notes, path=SUSE_NDB) == {}
+    assert message in notes[0]
+
+
+def test_the_current_database_wins_over_a_stale_one(tmp_path: Path) -> None:
+    stale = berkeley_db([package("old", "1", "1")])
+    files = [
+        Found("var/lib/rpm/Packages", LAYER, stale),
+        Found(SUSE_NDB, LAYER, ndb(BLOBS[:1])),
+    ]
+    packages = RpmCataloger().catalog(files, CatalogContext(RHEL, [].append))
+    assert [p.name for p in packages] == ["glibc"]
+
+
 def catalog(
     data: bytes, notes: list[str] | None = None, path: str = "var/lib/rpm/rpmdb.sqlite"
 ) -> dict[str, Any]:
@@ -244,3 +317,66 @@ def test_end_to_end_through_the_fedora_symlink(tmp_path: Path, layer: Any, sbom:
     assert sorted(c["name"] for c in rpms) == ["bash", "glibc", "openssl-libs"]
     paths = {p["value"] for c in rpms for p in c["properties"] if p["name"] == "chaingate:path"}
     assert paths == {"usr/lib/sysimage/rpm/rpmdb.sqlite"}  # found once, at its real path
+
+
+SPEC = """\
+Name: {name}
+Version: 1.2.3
+Release: 4
+Epoch: 2
+Summary: chaingate test package
+License: {license}
+BuildArch: noarch
+{relations}
+%description
+A package rpmbuild makes, so the catalog reads what rpm itself writes.
+%install
+mkdir -p %{{buildroot}}/usr/share/{name}
+echo hi > %{{buildroot}}/usr/share/{name}/hi.txt
+%files
+/usr/share/{name}/hi.txt
+"""
+
+
+@pytest.mark.skipif(
+    shutil.which("rpmbuild") is None or shutil.which("rpm") is None,
+    reason="rpm is installed by scripts/test.sh; only a bare pytest run lacks it",
+)
+def test_a_database_written_by_rpm_itself(tmp_path: Path) -> None:
+    """Packages built by rpmbuild and recorded by rpm (Debian's rpm 4.18, SQLite backend)."""
+    specs = {
+        "hello-lib": ("MIT", "Provides: libhello.so.1()(64bit)"),
+        "hello": ("GPLv2+ and MIT", "Requires: libhello.so.1()(64bit)\nRequires: /bin/sh"),
+    }
+    for name, (license_text, relations) in specs.items():
+        spec = tmp_path / f"{name}.spec"
+        spec.write_text(SPEC.format(name=name, license=license_text, relations=relations))
+        subprocess.run(
+            ["rpmbuild", "-bb", "--define", f"_topdir {tmp_path / 'top'}", str(spec)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    built = sorted(str(p) for p in (tmp_path / "top" / "RPMS" / "noarch").glob("*.rpm"))
+    root = tmp_path / "root"
+    subprocess.run(
+        [
+            *("rpm", "--root", str(root), "--dbpath", "/var/lib/rpm", "-i"),
+            *("--justdb", "--nodeps", "--noscripts", "--nosignature", *built),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    data = (root / "var/lib/rpm/rpmdb.sqlite").read_bytes()
+    packages = catalog(data)
+    assert sorted(packages) == ["hello", "hello-lib"]
+    assert packages["hello"].purl.to_string() == (
+        "pkg:rpm/rhel/hello@1.2.3-4?arch=noarch&distro=rhel-9.3&epoch=2&upstream=hello-1.2.3-4.src.rpm"
+    )
+    assert packages["hello"].version == "2:1.2.3-4"
+    assert packages["hello"].licenses == ("GPL-2.0-or-later AND MIT",)
+    assert [p.name for p in packages["hello"].depends_on] == ["hello-lib"]
+    # ndb cannot be written here (Debian builds rpm without it): the same real header blobs in its framing.
+    in_ndb = catalog(ndb(rpm.read_sqlite_rpmdb(data)), path=SUSE_NDB)
+    assert {n: p.purl for n, p in in_ndb.items()} == {n: p.purl for n, p in packages.items()}

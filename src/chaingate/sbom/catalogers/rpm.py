@@ -10,8 +10,13 @@ the database, so that is the installed state).
 The Berkeley DB ``Packages`` file (a hash database) is walked page by page
 here, as go-rpmdb and syft do: every hash page's values that live on overflow
 pages are header blobs, reassembled from their page chains with every page
-number, length and chain bounds-checked. SUSE's ``Packages.db`` (ndb) is not
-read.
+number, length and chain bounds-checked.
+
+SUSE's ``Packages.db`` (rpm's own "ndb" format, SLES 15 SP3+ and openSUSE) is
+read as rpm's ``rpmpkg.c`` reads it: a slot table of (package index, block
+offset, block count) after a 32-byte header, each slot pointing at a blob
+framed by a head (magic, index, timestamp, length) and a tail (Adler-32 of
+head, blob and padding, length, magic); every field is checked as rpm does.
 
 Each header blob is parsed here (index entries, then a data store, all offsets
 bounds-checked): name, version, release, epoch, arch, license, source rpm, and
@@ -20,8 +25,10 @@ requires/provides/file lists to link dependencies the way rpm resolves them.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import struct
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -32,6 +39,7 @@ from chaingate.sbom.catalogers.base import BytesCataloger, CatalogContext, Found
 
 SQLITE_PATHS = ("var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite")
 BDB_PATHS = ("var/lib/rpm/Packages", "usr/lib/sysimage/rpm/Packages")
+NDB_PATHS = ("var/lib/rpm/Packages.db", "usr/lib/sysimage/rpm/Packages.db")
 
 TAG_NAME = 1000
 TAG_VERSION = 1001
@@ -230,6 +238,66 @@ def read_bdb_rpmdb(data: bytes) -> list[bytes]:
     return blobs
 
 
+#: ndb layout (rpm lib/backend/ndb/rpmpkg.c), little-endian throughout.
+NDB_MAGIC = b"RpmP"
+NDB_SLOT_MAGIC = b"Slot"
+NDB_BLOB_HEAD = b"BlbS"
+NDB_BLOB_TAIL = b"BlbE"
+NDB_HEADER_SIZE = 32
+NDB_PAGE_SIZE = 4096
+NDB_BLOCK = 16
+NDB_HEAD_SIZE = 16
+NDB_TAIL_SIZE = 12
+#: Slot pages allowed: each holds 256 packages, and the largest distributions install a few thousand.
+NDB_MAX_SLOT_PAGES = 2048
+
+
+def read_ndb_rpmdb(data: bytes) -> list[bytes]:
+    """Header blobs of an ndb ``Packages.db``, in block order, each checked against its slot and checksum."""
+    if len(data) < NDB_HEADER_SIZE or data[:4] != NDB_MAGIC:
+        raise HeaderError("not an rpm ndb database")
+    version, _, slot_pages = struct.unpack_from("<III", data, 4)
+    if version != 0:
+        raise HeaderError(f"ndb version {version} (only 0 exists)")
+    if len(data) % NDB_BLOCK:
+        raise HeaderError("ndb file size is not a multiple of its block size")
+    if not 0 < slot_pages <= NDB_MAX_SLOT_PAGES or slot_pages * NDB_PAGE_SIZE > len(data):
+        raise HeaderError(f"ndb header claims {slot_pages} slot pages")
+    blocks = len(data) // NDB_BLOCK
+    first_data_block = slot_pages * (NDB_PAGE_SIZE // NDB_BLOCK)
+    slots: list[tuple[int, int, int]] = []
+    for offset in range(NDB_HEADER_SIZE, slot_pages * NDB_PAGE_SIZE, NDB_BLOCK):
+        magic, index, block, count = struct.unpack_from("<4sIII", data, offset)
+        if magic != NDB_SLOT_MAGIC:
+            raise HeaderError(f"ndb slot at byte {offset}: bad magic")
+        if not block:
+            continue  # a free slot
+        if not index or not count or block < first_data_block or block + count > blocks:
+            raise HeaderError(f"ndb slot at byte {offset}: points outside the data area")
+        slots.append((block, count, index))
+    slots.sort()
+    for (block, count, _), (next_block, _, _) in itertools.pairwise(slots):
+        if block + count > next_block:
+            raise HeaderError(f"ndb blobs at blocks {block} and {next_block} overlap")
+    return [_ndb_blob(data, block, count, index) for block, count, index in slots]
+
+
+def _ndb_blob(data: bytes, block: int, count: int, index: int) -> bytes:
+    start = block * NDB_BLOCK
+    end = start + count * NDB_BLOCK
+    head_magic, head_index, _, length = struct.unpack_from("<4sIII", data, start)
+    if head_magic != NDB_BLOB_HEAD or head_index != index:
+        raise HeaderError(f"ndb blob at block {block}: bad head for package {index}")
+    if count != -(-(NDB_HEAD_SIZE + length + NDB_TAIL_SIZE) // NDB_BLOCK):
+        raise HeaderError(f"ndb blob at block {block}: {length} bytes do not fill {count} blocks")
+    checksum, tail_length, tail_magic = struct.unpack_from("<II4s", data, end - NDB_TAIL_SIZE)
+    if tail_magic != NDB_BLOB_TAIL or tail_length != length:
+        raise HeaderError(f"ndb blob at block {block}: bad tail")
+    if zlib.adler32(data[start : end - NDB_TAIL_SIZE]) != checksum:
+        raise HeaderError(f"ndb blob at block {block}: checksum mismatch")
+    return data[start + NDB_HEAD_SIZE : start + NDB_HEAD_SIZE + length]
+
+
 def _overflow_chain(data: bytes, order: str, page_size: int, pages: int, first: int, total: int) -> bytes:
     if total > _MAX_DATA:
         raise HeaderError(f"overflow item of {total} bytes")
@@ -259,10 +327,10 @@ def _overflow_chain(data: bytes, order: str, page_size: int, pages: int, first: 
 
 class RpmCataloger(BytesCataloger):
     name = "rpm"
-    exact_paths = SQLITE_PATHS + BDB_PATHS
+    exact_paths = SQLITE_PATHS + NDB_PATHS + BDB_PATHS
 
     def wants(self, path: str) -> bool:
-        return path in SQLITE_PATHS or path in BDB_PATHS
+        return path in SQLITE_PATHS or path in NDB_PATHS or path in BDB_PATHS
 
     def catalog(self, files: Sequence[Found[bytes]], context: CatalogContext) -> list[Package]:
         distro = context.distro
@@ -270,10 +338,18 @@ class RpmCataloger(BytesCataloger):
         distro_qualifier = distro.qualifier() if distro else None
         records: list[tuple[Package, RpmHeader]] = []
         sqlite = [f for f in files if f.path in SQLITE_PATHS]
-        # A converted database may leave the old Berkeley DB file behind; the SQLite one is current.
-        for found in sqlite or files:
+        ndb = [f for f in files if f.path in NDB_PATHS]
+        # A converted database may leave the old Berkeley DB file behind; the SQLite or ndb one is current.
+        for found in sqlite or ndb or files:
+            reader = (
+                read_sqlite_rpmdb
+                if found.path in SQLITE_PATHS
+                else read_ndb_rpmdb
+                if found.path in NDB_PATHS
+                else read_bdb_rpmdb
+            )
             try:
-                blobs = read_sqlite_rpmdb(found.content) if found in sqlite else read_bdb_rpmdb(found.content)
+                blobs = reader(found.content)
             except HeaderError as e:
                 context.warn(f"{found.path}: {e}; skipped")
                 continue
