@@ -19,6 +19,8 @@ import pytest
 
 from chaingate.cli import run
 from chaingate.oci.interface import Platform
+from chaingate.sbom import image as sbom_image
+from chaingate.sbom.interface import DEFAULT_LIMITS, Limits
 from chaingate.testing.images import (
     BuiltImage,
     Dir,
@@ -170,7 +172,17 @@ def test_registry_reference_gives_the_same_components(
     dest = f"{docker_registry.host}/sbom/app:v1"
     assert run(["copy", f"oci:{layout}:v1", dest]) == 0
     capsys.readouterr()
+    budgets: list[int] = []
+    real = sbom_image.generate_sbom
+
+    def recording(*args: Any, limits: Limits, **kwargs: Any) -> bytes:
+        budgets.append(limits.readahead_bytes)
+        return real(*args, limits=limits, **kwargs)
+
+    monkeypatch.setattr(sbom_image, "generate_sbom", recording)
     document = sbom([dest], capsys)
+    assert budgets == [0]  # registry layers are read one after the other: no HTTP response idles
+    assert sbom([f"oci:{layout}:v1"], capsys) and budgets == [0, DEFAULT_LIMITS.readahead_bytes]
     assert components(document) == EXPECTED
     assert document["metadata"]["component"]["version"] == image.digest
     assert document["metadata"]["component"]["name"] == f"{docker_registry.host}/sbom/app"

@@ -283,3 +283,28 @@ def test_short_reads_still_sniff_the_compression(encode: Callable[[bytes], bytes
         lambda: VerifiedReader(_Trickle(data), digest, len(data), what="layer"),  # type: ignore[arg-type]
     )
     assert read([trickle]) == {"a": b"1"}
+
+
+class _Counting(Everything):
+    """Records how many layers were open when each file was read."""
+
+    def __init__(self, limits: Limits, opens: Any) -> None:
+        super().__init__(limits)
+        self.opens = opens
+        self.seen: list[int] = []
+
+    def capture(self, path: str, stream: IO[bytes], size: int) -> bytes | None:
+        self.seen.append(sum(self.opens.counts.values()))
+        return super().capture(path, stream, size)
+
+
+@pytest.mark.parametrize(("budget", "open_at_first_file"), [(0, 1), (MiB, 4)])
+def test_without_a_readahead_budget_no_layer_opens_before_its_turn(
+    layer: Make, opens: Any, budget: int, open_at_first_file: int
+) -> None:
+    inputs = [layer(File(f"l{i}", b"x")) for i in range(5)]
+    limits = Limits(readahead_bytes=budget)
+    reader = _Counting(limits, opens)
+    build_view(inputs, [reader], limits, lambda *a: None)
+    assert reader.seen[0] == open_at_first_file  # the top layer, plus up to three ahead
+    assert reader.seen[-1] == 5

@@ -16,7 +16,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 from chaingate.errors import ChaingateError
 from chaingate.oci import media
@@ -345,6 +345,9 @@ class ImageStore(ABC):
 
     #: How the store is named to a user (e.g. ``localhost:5000/app``, ``oci:/tmp/x``).
     display: str
+    #: Whether blob streams cross a network. A local file may be left unread for as long as a reader
+    #: likes; an HTTP response left unread may be dropped by the server or a proxy in between.
+    remote: ClassVar[bool] = False
 
     @abstractmethod
     def resolve(self, tag_or_digest: str) -> Descriptor:

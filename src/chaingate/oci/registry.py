@@ -110,6 +110,8 @@ def check_referrers(
 class RegistryStore(ImageStore):
     """One repository of a registry, e.g. ``localhost:5000/team/app``."""
 
+    remote = True
+
     def __init__(self, client: RegistryClient, repository: str) -> None:
         self.client = client
         self.repository = repository

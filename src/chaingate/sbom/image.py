@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import IO
 
 from chaingate.oci.copy import select_platform
 from chaingate.oci.interface import Descriptor, ImageStore, Platform, Progress, no_progress
 from chaingate.sbom.engine import generate_sbom
-from chaingate.sbom.interface import LayerInput, SbomError
+from chaingate.sbom.interface import DEFAULT_LIMITS, LayerInput, SbomError
 
 #: What a multi-arch image means when no --platform is given (the common CI target, as syft defaults to).
 DEFAULT_PLATFORM = Platform("linux", "amd64")
@@ -61,6 +61,9 @@ def image_sbom(
         platform=platform_text,
         created=created,
         progress=progress,
+        # Reading ahead leaves the next layers' streams unread while one is parsed: fine for files, but an
+        # idle HTTP response may be dropped, so registry layers are read one after the other.
+        limits=replace(DEFAULT_LIMITS, readahead_bytes=0) if store.remote else DEFAULT_LIMITS,
     )
     return ImageSbom(root.digest, platform_text, document)
 

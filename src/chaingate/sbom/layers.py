@@ -496,8 +496,9 @@ class LayerQueue:
 
     :meth:`take` returns the next layer's reader (for a ``with`` block, which
     closes it) and starts up to ``_LAYERS_AHEAD`` readers after it, which share
-    one :class:`Readahead`. Leaving the queue closes whatever it still holds, so
-    an error in one layer stops every worker.
+    one :class:`Readahead`; with no readahead budget, no layer is opened before
+    its turn. Leaving the queue closes whatever it still holds, so an error in
+    one layer stops every worker.
     """
 
     def __init__(self, layers: Sequence[tuple[LayerInput, str]], budget: Budget, progress: Progress) -> None:
@@ -505,6 +506,7 @@ class LayerQueue:
         self._budget = budget
         self._progress = progress
         self._readahead = Readahead(budget.limits.readahead_bytes)
+        self._ahead = _LAYERS_AHEAD if budget.limits.readahead_bytes > 0 else 0
         self._open: deque[LayerReader] = deque()
 
     def __enter__(self) -> LayerQueue:
@@ -517,7 +519,7 @@ class LayerQueue:
             self._open.popleft().close()
 
     def take(self) -> LayerReader:
-        while self._pending and len(self._open) <= _LAYERS_AHEAD:
+        while self._pending and len(self._open) <= self._ahead:
             layer, what = self._pending.popleft()
             reader = LayerReader(
                 layer, self._budget, what=what, progress=self._progress, readahead=self._readahead
