@@ -129,12 +129,12 @@ def normalise(value: str) -> str | None:
     value = value.strip()
     if not value or value.upper() in ("UNKNOWN", "NONE", "NOASSERTION"):
         return None
-    found = spdx_id(value) or _compound(value)
+    found = spdx_id(value)
     if found:
         return found
     if "\n" in value or len(value) > 200:
         return None
-    return value
+    return _compound(value) or value
 
 
 def _compound(value: str) -> str | None:
