@@ -22,7 +22,7 @@ from chaingate import __version__
 from chaingate.errors import ChaingateError
 
 if TYPE_CHECKING:
-    from chaingate.oci.client import Registries
+    from chaingate.oci.registries import Registries
 
 log = logging.getLogger("chaingate")
 
@@ -68,7 +68,7 @@ class ProgressPrinter:
 
 
 def _registries(args: argparse.Namespace) -> Registries:
-    from chaingate.oci.client import Registries, RegistryOptions
+    from chaingate.oci.registries import Registries, RegistryOptions
 
     options = RegistryOptions(
         insecure_registries=frozenset(args.insecure_registry or ()),
@@ -480,7 +480,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from chaingate.deploy.bindings import load_bindings
     from chaingate.deploy.codeengine import CodeEngine, DeployOptions
     from chaingate.deploy.run import evaluate, gated_deploy, summary
-    from chaingate.oci.client import Registries, RegistryOptions
+    from chaingate.oci.registries import Registries, RegistryOptions
 
     if args.submit and not args.job:
         raise ChaingateError("--submit: only a job is run (an app serves once deployed)")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -282,3 +284,18 @@ def test_source_date_epoch_makes_output_byte_identical(
     assert outputs[0] == outputs[1]
     assert json.loads(outputs[0])["metadata"]["timestamp"] == "2023-11-14T22:13:20+00:00"
     capsys.readouterr()
+
+
+def test_a_local_image_needs_no_http_stack(layout: Path, tmp_path: Path) -> None:
+    """requests and urllib3 were a third of the start-up of an SBOM that never talks to a registry."""
+    code = (
+        "import sys\n"
+        "from chaingate.cli import run\n"
+        f"assert run(['sbom', 'oci:{layout}:v1', '-o', {str(tmp_path / 'out.json')!r}]) == 0\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('requests', 'urllib3')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "[]"
+    assert json.loads((tmp_path / "out.json").read_text())["components"]

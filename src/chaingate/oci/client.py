@@ -26,7 +26,6 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 
-import chaingate
 from chaingate.oci import media
 from chaingate.oci.credentials import Credentials, CredentialStore
 from chaingate.oci.digest import VerifiedReader, sha256_digest, verify_bytes
@@ -42,6 +41,8 @@ from chaingate.oci.interface import (
     no_progress,
 )
 from chaingate.oci.reference import is_loopback
+from chaingate.oci.registries import Registries as Registries
+from chaingate.oci.registries import RegistryOptions as RegistryOptions
 
 log = logging.getLogger(__name__)
 
@@ -54,27 +55,6 @@ _MAX_PAGES = 100
 _MANIFEST_ACCEPT = ", ".join(
     [media.OCI_INDEX, media.OCI_MANIFEST, media.DOCKER_MANIFEST_LIST, media.DOCKER_MANIFEST]
 )
-
-
-@dataclass(frozen=True)
-class RegistryOptions:
-    """How chaingate talks to registries; one instance serves a whole command."""
-
-    insecure_registries: frozenset[str] = frozenset()
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    max_attempts: int = 6
-    #: Total time one request may spend waiting between retries.
-    retry_budget: float = 60.0
-    backoff_base: float = 0.5
-    max_backoff: float = 20.0
-    #: Blobs up to this size are uploaded in one request; larger ones in chunks.
-    monolithic_limit: int = 64 * 1024 * 1024
-    chunk_size: int = 16 * 1024 * 1024
-    user_agent: str = f"chaingate/{chaingate.__version__}"
-    credentials: CredentialStore | None = field(default=None, compare=False)
-    #: Injected in tests so retry waits cost no wall time.
-    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
 
 
 @dataclass
@@ -784,24 +764,3 @@ class RegistryClient:
 
     def close(self) -> None:
         self._session.close()
-
-
-class Registries:
-    """One client per registry host for a whole command, so tokens and connections are reused."""
-
-    def __init__(self, options: RegistryOptions | None = None) -> None:
-        self.options = options or RegistryOptions()
-        self._clients: dict[str, RegistryClient] = {}
-        self._lock = threading.Lock()
-
-    def client(self, host: str) -> RegistryClient:
-        with self._lock:
-            if host not in self._clients:
-                self._clients[host] = RegistryClient(host, self.options)
-            return self._clients[host]
-
-    def close(self) -> None:
-        with self._lock:
-            for c in self._clients.values():
-                c.close()
-            self._clients.clear()

@@ -9,10 +9,9 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from chaingate.oci import media
-from chaingate.oci.client import RegistryClient
 from chaingate.oci.digest import verify_bytes
 from chaingate.oci.interface import (
     Descriptor,
@@ -26,6 +25,9 @@ from chaingate.oci.interface import (
     RejectedReferrer,
     no_progress,
 )
+
+if TYPE_CHECKING:
+    from chaingate.oci.client import RegistryClient
 
 log = logging.getLogger(__name__)
 

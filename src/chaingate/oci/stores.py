@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chaingate.oci.archive import ArchiveStore
-from chaingate.oci.client import Registries
 from chaingate.oci.interface import ImageStore
 from chaingate.oci.layout import LayoutStore
 from chaingate.oci.reference import (
@@ -16,6 +16,9 @@ from chaingate.oci.reference import (
     parse_image_reference,
 )
 from chaingate.oci.registry import RegistryStore
+
+if TYPE_CHECKING:
+    from chaingate.oci.registries import Registries
 
 
 @dataclass(frozen=True)
