@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import tarfile
 from collections.abc import Callable, Iterator
 
@@ -256,3 +257,22 @@ def test_sparse_members_are_refused() -> None:
 def members_of(tar: TarStream) -> Iterator[Member]:
     while (member := tar.next()) is not None:
         yield member
+
+
+def test_damaged_archives_fail_only_with_tar_errors() -> None:
+    """Seeded random damage: every outcome is a parse, a TarFormatError or a TarLimitError, never a crash."""
+    rng = random.Random(2026)
+    original = archive(everything)
+    outcomes = {"parsed": 0, "refused": 0}
+    for _ in range(400):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 6)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        if rng.random() < 0.2:
+            del data[rng.randrange(len(data)) :]
+        try:
+            members(bytes(data), rng.choice([1, 100, 512, 1 << 20]))
+            outcomes["parsed"] += 1
+        except (TarFormatError, TarLimitError):
+            outcomes["refused"] += 1
+    assert outcomes["parsed"] > 0 and outcomes["refused"] > 0  # both paths were exercised
