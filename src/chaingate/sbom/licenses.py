@@ -143,25 +143,20 @@ def _compound(value: str) -> str | None:
     One operand that does not map ("BSD", "LGPLv2+ with exceptions") leaves
     the whole field as the package wrote it, as for a single license.
     """
+    # split() with the two groups gives: operand, and|or, paren, operand, and|or, paren, ..., operand.
+    pieces = _OPERATOR.split(value)
     tokens: list[str] = []
-    position = operands = 0
-    for match in _OPERATOR.finditer(value):
-        operand = value[position : match.start()].strip()
+    operands = 0
+    for i in range(0, len(pieces), 3):
+        operand = pieces[i].strip()
         if operand:
             found = spdx_id(operand)
             if not found:
                 return None
             tokens.append(found)
             operands += 1
-        tokens.append(match.group(1).upper() if match.group(1) else match.group(2))
-        position = match.end()
-    tail = value[position:].strip()
-    if tail:
-        found = spdx_id(tail)
-        if not found:
-            return None
-        tokens.append(found)
-        operands += 1
+        if i + 2 < len(pieces):
+            tokens.append((pieces[i + 1] or pieces[i + 2]).upper())
     if operands < 2:
         return None
     expression = " ".join(tokens).replace("( ", "(").replace(" )", ")")

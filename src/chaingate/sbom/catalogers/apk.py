@@ -11,10 +11,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 
-from packageurl import PackageURL
-
 from chaingate.sbom import licenses
-from chaingate.sbom.catalogers.base import BytesCataloger, CatalogContext, Found, Package, text
+from chaingate.sbom.catalogers.base import (
+    BytesCataloger,
+    CatalogContext,
+    Found,
+    Package,
+    distro_package,
+    text,
+)
 
 _PATHS = ("lib/apk/db/installed", "usr/lib/apk/db/installed")
 _CONSTRAINT = re.compile(r"[<>=~].*$")
@@ -82,18 +87,13 @@ class ApkCataloger(BytesCataloger):
                     qualifiers["upstream"] = origin
                 declared = _first(fields, "L")
                 license_value = licenses.normalise(declared) if declared else None
-                package = Package(
-                    purl=PackageURL(
-                        type="apk",
-                        namespace=namespace,
-                        name=name,
-                        version=version,
-                        qualifiers={k: v for k, v in qualifiers.items() if v},
-                    ),
-                    name=name,
-                    version=version,
-                    layer=found.layer,
-                    path=found.path,
+                package = distro_package(
+                    "apk",
+                    namespace,
+                    name,
+                    version,
+                    qualifiers,
+                    found,
                     licenses=(license_value,) if license_value else (),
                 )
                 packages.append(package)

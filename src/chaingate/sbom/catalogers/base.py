@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, ClassVar, Generic, Literal, TypeVar
 
@@ -97,6 +97,38 @@ class Package:
     #: Packages this one depends on, as its database states; None when the database states nothing.
     depends_on: list[Package] | None = None
     properties: tuple[tuple[str, str], ...] = field(default=())
+
+
+def distro_package(
+    kind: str,
+    namespace: str | None,
+    name: str,
+    version: str,
+    qualifiers: Mapping[str, str | None],
+    found: Found[T],
+    *,
+    licenses: tuple[str, ...] = (),
+    shown_version: str | None = None,
+) -> Package:
+    """A package of a distribution's database (deb, apk, rpm), its purl keeping only qualifiers with a value.
+
+    ``shown_version`` is the version as the distribution writes it when the
+    purl spells it differently (rpm's epoch goes into a qualifier, not the version).
+    """
+    return Package(
+        purl=PackageURL(
+            type=kind,
+            namespace=namespace,
+            name=name,
+            version=version,
+            qualifiers={k: v for k, v in qualifiers.items() if v},
+        ),
+        name=name,
+        version=shown_version or version,
+        layer=found.layer,
+        path=found.path,
+        licenses=licenses,
+    )
 
 
 class FileReader(ABC, Generic[T]):

@@ -18,10 +18,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 
-from packageurl import PackageURL
-
 from chaingate.sbom import licenses
-from chaingate.sbom.catalogers.base import BytesCataloger, CatalogContext, Found, Package, text
+from chaingate.sbom.catalogers.base import (
+    BytesCataloger,
+    CatalogContext,
+    Found,
+    Package,
+    distro_package,
+    text,
+)
 
 STATUS = "var/lib/dpkg/status"
 _STATUS_D = "var/lib/dpkg/status.d/"
@@ -170,19 +175,8 @@ class DpkgCataloger(BytesCataloger):
                 upstream = _source(fields, name, version)
                 if upstream:
                     qualifiers["upstream"] = upstream
-                package = Package(
-                    purl=PackageURL(
-                        type="deb",
-                        namespace=namespace,
-                        name=name,
-                        version=version,
-                        qualifiers={k: v for k, v in qualifiers.items() if v},
-                    ),
-                    name=name,
-                    version=version,
-                    layer=found.layer,
-                    path=found.path,
-                    licenses=copyrights.get(name, ()),
+                package = distro_package(
+                    "deb", namespace, name, version, qualifiers, found, licenses=copyrights.get(name, ())
                 )
                 packages.append(package)
                 records.append((package, fields))

@@ -32,10 +32,8 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from packageurl import PackageURL
-
 from chaingate.sbom import licenses
-from chaingate.sbom.catalogers.base import BytesCataloger, CatalogContext, Found, Package
+from chaingate.sbom.catalogers.base import BytesCataloger, CatalogContext, Found, Package, distro_package
 
 SQLITE_PATHS = ("var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite")
 BDB_PATHS = ("var/lib/rpm/Packages", "usr/lib/sysimage/rpm/Packages")
@@ -370,19 +368,15 @@ class RpmCataloger(BytesCataloger):
                 if header.source_rpm:
                     qualifiers["upstream"] = header.source_rpm
                 license_value = licenses.normalise(header.license) if header.license else None
-                package = Package(
-                    purl=PackageURL(
-                        type="rpm",
-                        namespace=namespace,
-                        name=header.name,
-                        version=version,
-                        qualifiers={k: v for k, v in qualifiers.items() if v},
-                    ),
-                    name=header.name,
-                    version=f"{header.epoch}:{version}" if header.epoch is not None else version,
-                    layer=found.layer,
-                    path=found.path,
+                package = distro_package(
+                    "rpm",
+                    namespace,
+                    header.name,
+                    version,
+                    qualifiers,
+                    found,
                     licenses=(license_value,) if license_value else (),
+                    shown_version=f"{header.epoch}:{version}" if header.epoch is not None else None,
                 )
                 records.append((package, header))
         _link(records)
