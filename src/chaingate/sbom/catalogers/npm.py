@@ -104,13 +104,7 @@ class NpmCataloger(BytesCataloger):
                 continue
             installed[directory] = _package(name, version, found, _licenses(doc))
             manifests[directory] = doc
-        for directory, package in installed.items():
-            deps: dict[int, Package] = {}
-            for dep_name in _dependency_names(manifests[directory]):
-                target = _resolve(installed, directory, dep_name)
-                if target is not None and target is not package:
-                    deps[id(target)] = target
-            package.depends_on = list(deps.values())
+        _link(installed, manifests)
         packages = list(installed.values())
         for lock in locks:
             project = posixpath.dirname(lock.path)
@@ -141,13 +135,7 @@ class NpmCataloger(BytesCataloger):
                 name = key.rsplit(f"{_MODULES}/", 1)[-1]
             by_key[key] = _package(name, version, lock, _licenses(spec))
             specs[key] = spec
-        for key, package in by_key.items():
-            deps: dict[int, Package] = {}
-            for dep_name in _dependency_names(specs[key]):
-                target = _resolve(by_key, key, dep_name)
-                if target is not None and target is not package:
-                    deps[id(target)] = target
-            package.depends_on = list(deps.values())
+        _link(by_key, specs)
         return list(by_key.values())
 
 
@@ -174,3 +162,14 @@ def _resolve(packages: dict[str, Package], directory: str, name: str) -> Package
         if not current:
             return None
         current = posixpath.dirname(current)
+
+
+def _link(packages: dict[str, Package], manifests: dict[str, dict[str, Any]]) -> None:
+    """Each package's dependencies, resolved from its place in the tree as node's require() does."""
+    for where, package in packages.items():
+        deps: dict[int, Package] = {}
+        for dep_name in _dependency_names(manifests[where]):
+            target = _resolve(packages, where, dep_name)
+            if target is not None and target is not package:
+                deps[id(target)] = target
+        package.depends_on = list(deps.values())
