@@ -21,7 +21,11 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source_dir="$(dirname "$here")"
 
 fail() {
-  printf '::error title=chaingate install::%s\n' "$1"
+  # Escaped as @actions/core's escapeData escapes an annotation's message (a path may hold % or a newline).
+  local message="${1//%/%25}"
+  message="${message//$'\r'/%0D}"
+  message="${message//$'\n'/%0A}"
+  printf '::error title=chaingate install::%s\n' "$message"
   exit 2
 }
 

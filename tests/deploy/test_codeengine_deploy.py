@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from deploy_support import IMAGE, OTHER_DIGEST, REPOSITORY, Cloud
 
-from chaingate.deploy.codeengine import DeployOptions, deploy, digest_reference
+from chaingate.deploy.codeengine import DeployOptions, deploy, digest_reference, reason_hint
 from chaingate.deploy.interface import DeployError, DeployFailed, Target
 from chaingate.errors import EXIT_DENIED, EXIT_USAGE
 from chaingate.testing.codeengine import Fault
@@ -88,6 +88,7 @@ def test_endless_conflicts_give_up_after_a_bounded_number(cloud: Cloud) -> None:
     [
         ("image_pull_back_off", "--image-secret"),
         ("container_failed_exit_code_1", "exited with code 1"),
+        ("container_failed_exit_code_139", "segmentation fault"),
     ],
 )
 def test_a_failed_revision_is_reported_with_its_reason_and_exit_1(
@@ -118,9 +119,51 @@ def test_an_app_that_was_already_failing_is_fixed_by_a_good_revision(cloud: Clou
 def test_readiness_is_bounded_by_the_timeout(cloud: Cloud) -> None:
     cloud.fake.add_app(cloud.project_id, "web", OLD_IMAGE)
     cloud.fake.ready_after = 1000
-    with pytest.raises(DeployFailed, match=r"not ready within 30s \(revision web-00002 is loading\)"):
+    with pytest.raises(DeployFailed) as exc:
         deploy(cloud.code_engine(), _app(cloud), IMAGE, DeployOptions(timeout=30, poll_interval=4))
+    assert exc.value.message.endswith(
+        "not ready within 30s (revision web-00002 is loading, reason deploying)"
+    )
+    assert exc.value.hint and "--timeout" in exc.value.hint
     assert cloud.clock.now == pytest.approx(30)
+
+
+@pytest.mark.parametrize(
+    ("reason", "status", "hint"),
+    [
+        ("image_pull_back_off", "warning", "that the digest exists"),
+        ("fetch_image_failed_unknown_manifest", "warning", "push the verified digest"),
+        ("fetch_image_failed_wrong_pull_credentials", "warning", "--image-secret"),
+        ("container_failed_exit_code_1", "warning", "ibmcloud ce app logs"),
+        ("container_failed_exit_code_24", "warning", "exited with code 24"),
+        ("initial_scale_never_achieved", "warning", "readiness probe"),
+        ("deploying_waiting_for_resources", "loading", "CPU/memory"),
+    ],
+)
+def test_a_revision_that_never_gets_ready_is_reported_with_its_reason_and_hint(
+    cloud: Cloud, reason: str, status: str, hint: str
+) -> None:
+    cloud.fake.add_app(cloud.project_id, "web", OLD_IMAGE)
+    cloud.fake.revision_stuck = reason
+    cloud.fake.ready_after = 1
+    with pytest.raises(DeployFailed) as exc:
+        deploy(cloud.code_engine(), _app(cloud), IMAGE, DeployOptions(timeout=20, poll_interval=5))
+    assert exc.value.exit_code == EXIT_DENIED  # "failed to become ready in time"
+    assert exc.value.message == (
+        f"app 'web' in project {cloud.project_id}: not ready within 20s "
+        f"(revision web-00002 is {status}, reason {reason})"
+    )
+    assert exc.value.hint and hint in exc.value.hint
+    assert cloud.clock.now == pytest.approx(20)  # waited the whole timeout: Code Engine was still retrying
+    assert cloud.fake.revisions(cloud.project_id, "web")["web-00002"]["status_details"]["reason"] == reason
+
+
+def test_reason_hints_read_kubernetes_spellings_and_any_exit_code() -> None:
+    assert reason_hint("ImagePullBackOff") == reason_hint("image_pull_back_off")
+    assert "registry secret" in (reason_hint("ErrImagePull") or "")
+    assert "in a loop" in (reason_hint("CrashLoopBackOff") or "")
+    assert "code 137" in (reason_hint("container_failed_exit_code_137") or "")
+    assert reason_hint("something_new") is None
 
 
 def test_redeploying_the_running_digest_writes_nothing(cloud: Cloud) -> None:

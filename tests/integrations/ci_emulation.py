@@ -11,8 +11,11 @@ GitHub (a composite action):
 - each step in ``bash --noprofile --norc -eo pipefail``, as ``shell: bash`` runs it, with a fresh
   ``$GITHUB_OUTPUT`` and ``$GITHUB_STEP_SUMMARY`` and ``$GITHUB_ACTION_PATH``; a failing step stops the
   action;
-- the workflow commands the runner reads from both streams: ``::add-mask::``, ``::error``/``::warning``
-  annotations and ``::stop-commands::`` (text between the markers is not a command).
+- the workflow commands the runner reads from both streams, where the runner finds them: ``::command::``
+  at the start of a line after leading white space, and the legacy ``##[command]`` anywhere in a line
+  (``ActionCommand.TryParseV2``/``TryParse``): ``::add-mask::``, ``::error``/``::warning`` annotations and
+  ``::stop-commands::`` (text between the markers is not a command; only ``::TOKEN::`` resumes). Any other
+  command is an assertion error: chaingate's actions issue no other, so one in a log was injected.
 
 Tekton (a Task):
 - params with defaults (``$(params.x)`` only in ``env`` values, never in a script), results in a temp
@@ -34,12 +37,24 @@ from typing import Any
 
 import yaml
 
+import chaingate
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = str(Path(sys.executable).parent)
+#: Where this test process imports chaingate from; steps import the same (``PYTHONPATH=src`` runs test src).
+CHAINGATE_PATH = str(Path(chaingate.__file__).resolve().parents[1])
 _EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 _INPUT = re.compile(r"^inputs\.([A-Za-z0-9_-]+)$")
 _STEP_OUTPUT = re.compile(r"^steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)$")
-_COMMAND = re.compile(r"^::([a-z-]+)(?: ([^:]*))?::(.*)$")
+_COMMAND = re.compile(r"^::([A-Za-z-]+)(?: ([^:]*))?::(.*)$")
+#: The runner's legacy form, ``##[command key=value;key=value]data``, found anywhere in a line.
+_LEGACY_COMMAND = re.compile(r"##\[([A-Za-z-]+)(?: ([^\]]*))?\](.*)$")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+#: Commands the runner registers (legacy parsing ignores any other name).
+_RUNNER_COMMANDS = frozenset({
+    "add-mask", "add-matcher", "add-path", "debug", "echo", "endgroup", "error", "group", "notice",
+    "remove-matcher", "save-state", "set-env", "set-output", "stop-commands", "warning",
+})  # fmt: skip
 #: Tekton variables (never bash command substitutions such as ``$(dirname "$x")``).
 TEKTON_VARIABLE = re.compile(r"\$\((params|results|workspaces|context|tasks|steps)\.([^)\s]*)\)")
 STEP_TIMEOUT = 120
@@ -123,26 +138,42 @@ def parse_github_output(text: str) -> dict[str, str]:
     return out
 
 
+def _parse_command(line: str) -> tuple[str, str, str] | None:
+    """``(command, properties, data)`` as the runner would parse ``line``, or None when it is plain text."""
+    if match := _COMMAND.match(line.lstrip()):
+        command, props, data = match.groups()
+        return command.lower(), props or "", data
+    if (match := _LEGACY_COMMAND.search(line)) and match.group(1).lower() in _RUNNER_COMMANDS:
+        command, props, data = match.groups()
+        return command.lower(), (props or "").replace(";", ","), data
+    return None
+
+
 def process_commands(text: str, run: ActionRun, stop_token: list[str]) -> None:
-    for line in text.splitlines():
+    # The runner reads lines as .NET's ReadLine splits them (at \n, \r\n or a lone \r); other separators
+    # (U+2028, NEL…) stay inside a line.
+    rows = _LINE_BREAK.split(text)
+    if rows and rows[-1] == "":
+        rows.pop()
+    for line in rows:
         if stop_token:
-            if line == f"::{stop_token[0]}::":
+            if line.strip().lower() == f"::{stop_token[0]}::".lower():
                 stop_token.clear()
             else:
                 run.log.append(line)
             continue
-        match = _COMMAND.match(line)
-        if not match:
+        parsed = _parse_command(line)
+        if parsed is None:
             run.log.append(line)
             continue
-        command, props, data = match.groups()
+        command, props, data = parsed
         if command == "add-mask":
             run.masks.append(unescape(data))
         elif command == "stop-commands":
             stop_token.append(data)
         elif command in ("error", "warning", "notice"):
             title = ""
-            for prop in (props or "").split(","):
+            for prop in props.split(","):
                 key, _, value = prop.partition("=")
                 if key == "title":
                     title = unescape(value)
@@ -342,6 +373,7 @@ class TektonTask:
             assert "$(params." not in script, f"{self.path}: $(params.…) inside the script of {step['name']}"
             env = {
                 "PATH": f"{VENV_BIN}:/usr/bin:/bin",
+                "PYTHONPATH": CHAINGATE_PATH,
                 "HOME": str(home),
                 "LANG": "C.UTF-8",
                 **(base_env or {}),
@@ -398,6 +430,7 @@ def github_env(tmp: Path, **extra: str) -> dict[str, str]:
         d.mkdir(parents=True, exist_ok=True)
     env = {
         "PATH": f"{VENV_BIN}:/usr/bin:/bin",
+        "PYTHONPATH": CHAINGATE_PATH,
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "CI": "true",

@@ -102,3 +102,52 @@ def write_policy(
         "sbom: {required: true, maxAge: 7d}\n"
     )
     return path
+
+
+#: What a hostile registry puts in its error body: line breaks of every kind the runner or a terminal
+#: honours, each followed by a workflow command, a legacy command mid-line, and ANSI colour.
+HOSTILE_ERROR = (
+    "access denied\n::error::pwned\r::warning::pwned-cr \x1b[31mred\x1b[0m ##[error]legacy-pwned"
+    "\u2028::add-mask::chaingate\x85::set-output name=x::pwned"
+)
+
+
+@contextmanager
+def hostile_registry() -> Iterator[str]:
+    """A registry (on loopback, plain HTTP) that resolves any tag (HEAD) to a digest, then answers every GET
+    with an HTTP 400 whose OCI error JSON carries :data:`HOSTILE_ERROR`; yields its host:port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            headers = {"Docker-Distribution-API-Version": "registry/2.0"}
+            if urlsplit(self.path).path == "/v2/":
+                status, body = 200, b"{}"
+            elif self.command == "HEAD":
+                status, body = 200, b""
+                headers["Docker-Content-Digest"] = "sha256:" + "ab" * 32
+                headers["Content-Type"] = "application/vnd.oci.image.manifest.v1+json"
+            else:
+                status = 400
+                body = json.dumps({"errors": [{"code": "DENIED", "message": HOSTILE_ERROR}]}).encode()
+            self.send_response(status)
+            headers.setdefault("Content-Type", "application/json")
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_HEAD = _answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -128,17 +132,143 @@ def test_a_failure_quotes_chaingates_error_block_and_drops_progress() -> None:
     assert outputs.error_text("") == "no error message (see the step log)"
 
 
+HOSTILE = "denied\n::add-mask::x\r::error::pwned \x1b[31mred\u2028::warning::u2028 ##[error]legacy"
+#: HOSTILE as every channel shows it: split where it broke lines, each line neutralised and indented.
+SHOWN = [
+    "denied",
+    "  \\x3a:add-mask::x",
+    "  \\x3a:error::pwned \\x1b[31mred",
+    "  \\x3a:warning::u2028 #\\x23[error]legacy",
+]
+
+
 def test_the_log_wraps_untrusted_text_in_stop_commands_on_github() -> None:
     report = StepReport(
-        "verify", 1, {"verdict": "deny"}, "", errors=("::add-mask::x",), details=("::set-env x",)
+        "verify",
+        1,
+        {"verdict": "deny"},
+        "",
+        errors=(HOSTILE,),
+        warnings=(HOSTILE,),
+        details=("::set-env x", HOSTILE),
     )
     out = io.StringIO()
     outputs.write_log(report, {"GITHUB_ACTIONS": "true"}, out)
     outputs.write_github(report, {"GITHUB_ACTIONS": "true"}, out)
+    outputs.write_log(report, {"GITHUB_ACTIONS": "true"}, out)
+    text = out.getvalue()
     run = ActionRun()
-    process_commands(out.getvalue(), run, [])
-    assert run.masks == [] and "::set-env x" in run.log
-    assert [a.message for a in run.annotations] == ["::add-mask::x"]
+    stopped: list[str] = []
+    process_commands(text, run, stopped)
+    assert run.masks == [] and stopped == []  # nothing masked, every block closed again
+    assert run.log[:6] == ["\\x3a:set-env x", *SHOWN, "verdict: deny"]
+    assert [(a.level, a.message) for a in run.annotations] == [
+        (level, "\n".join(line.strip() for line in SHOWN)) for level in ("warning", "error")
+    ]
+    tokens = re.findall(r"^::stop-commands::([0-9a-f]{32})$", text, re.M)
+    assert len(tokens) == 2 and tokens[0] != tokens[1]
+    assert "\x1b" not in text and "\u2028" not in text
+
+
+def test_the_log_outside_github_is_neutralised_and_unmarked() -> None:
+    report = StepReport(
+        "deploy", 1, {"revision": "web\n::error::x"}, "", errors=(HOSTILE,), details=(HOSTILE,)
+    )
+    out = io.StringIO()
+    outputs.write_log(report, {}, out)
+    assert "::stop-commands::" not in out.getvalue()
+    assert out.getvalue().splitlines() == [
+        *SHOWN,
+        "revision: web",
+        "  \\x3a:error::x",
+        f"error: {SHOWN[0]}",
+        *SHOWN[1:],
+    ]
+
+
+def test_summary_cells_annotations_and_failure_blocks_are_neutralised() -> None:
+    assert outputs.markdown_cell("red \x1b[31m\u2028::x | y") == "red \\x1b[31m<br>\\x3a:x \\| y"
+    assert outputs.code_cell("a\r\n\x07`b") == "`a \\x07'b`"
+    stderr = "progress\nchaingate: error: said \x1b[31mno\n  - \x00::x\n\t  ::error::pwned\n  hint: h\x9b2J\nafter\n"
+    report = build_report("resolve", 2, stderr=stderr)
+    (message,) = report.errors
+    assert message.splitlines() == [
+        "said \\x1b[31mno",
+        "  - \\x00::x",
+        "   \\x3a:error::pwned",
+        "  hint: h\\x9b2J",
+    ]
+    assert "\x1b" not in report.summary and "\\x1b[31m" in report.summary
+    # The escaping itself is @actions/core's, unchanged: the runner reads back exactly the message sent.
+    assert (
+        outputs.workflow_command("error", "a%\r\nb", title="t:1,2") == "::error title=t%3A1%2C2::a%25%0D%0Ab"
+    )
+
+
+@pytest.fixture
+def token_service(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """GitHub's OIDC token service on loopback, answering with a JWT-shaped value chaingate masks, then refuses."""
+    token = "eyJhbGciOiJub25lIn0.eyJ4IjoxfQ.c2lnbmF0dXJl"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"value": token}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", f"http://127.0.0.1:{server.server_address[1]}/token")
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "runner-request-token")
+    monkeypatch.delenv("SIGSTORE_ID_TOKEN", raising=False)
+    try:
+        yield token
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_run_prints_chaingate_between_stop_commands_and_relays_only_its_own_masks(
+    token_service: str, tmp_path: Path
+) -> None:
+    err = io.StringIO()
+    code, kept = outputs.run_chaingate(
+        ["sign", f"oci:{tmp_path / 'layout'}"], stdout_path=None, err=err, github=True
+    )
+    assert code == 2 and kept.startswith(
+        "chaingate: error: identity token from the GitHub Actions token service"
+    )
+    rows = err.getvalue().splitlines()
+    # Block, closed for the mask (which the runner must obey before the token can be printed), then a new block.
+    first, second = (
+        row.removeprefix("::stop-commands::") for row in rows if row.startswith("::stop-commands::")
+    )
+    assert re.fullmatch("[0-9a-f]{32}", first) and re.fullmatch("[0-9a-f]{32}", second) and first != second
+    assert rows == [
+        f"::stop-commands::{first}", f"::{first}::", f"::add-mask::{token_service}",
+        f"::stop-commands::{second}", kept.strip(), f"::{second}::",
+    ]  # fmt: skip
+    run = ActionRun()
+    process_commands(err.getvalue(), run, [])
+    assert run.masks == [token_service] and run.log == [kept.strip()]
+    assert "add-mask" not in kept  # no report quotes a workflow command
+
+
+def test_run_outside_github_adds_nothing_and_stdout_joins_the_log(tmp_path: Path) -> None:
+    err = io.StringIO()
+    code, kept = outputs.run_chaingate(["--version"], stdout_path=None, err=err)
+    assert code == 0 and err.getvalue() == kept and kept.startswith("chaingate ")
+    err = io.StringIO()
+    code, _ = outputs.run_chaingate(["--version"], stdout_path=tmp_path / "out", err=err, github=True)
+    token = err.getvalue().splitlines()[0].removeprefix("::stop-commands::")
+    assert code == 0 and err.getvalue() == f"::stop-commands::{token}\n::{token}::\n"
+    assert (tmp_path / "out").read_text().startswith("chaingate ")
 
 
 def test_tekton_results_are_exact_values_with_explicit_or_derived_names(tmp_path: Path) -> None:

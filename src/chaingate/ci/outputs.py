@@ -16,11 +16,16 @@ the rules that are easy to get subtly wrong in shell live in one tested place:
   warning — evidence is bookkeeping, the gate's exit code is the decision.
 
 Text that came from outside (reasons quoting an attachment, a registry's error)
-is printed to the log between ``::stop-commands::`` markers, so a crafted
-reason cannot smuggle a workflow command (``::add-mask::``, ``::set-env``…)
-into a GitHub run. Reporting never changes a verdict: the calling step exits
-with chaingate's own exit code, and this module exits non-zero only when it
-could not report at all.
+is neutralised line by line (``chaingate.text``: no control characters, no
+line that starts with ``::``, no ``##[``) before any channel gets it, and on
+GitHub everything chaingate itself prints, and the report's log lines, go to
+the log between ``::stop-commands::TOKEN`` and ``::TOKEN::`` with a fresh
+random TOKEN, so a crafted reason cannot smuggle a workflow command
+(``::add-mask::``, ``::set-env``…) into a GitHub run even where a line slipped
+through unneutralised. Tekton and IBM Toolchain logs interpret no commands;
+there the text is only neutralised. Reporting never changes a verdict: the
+calling step exits with chaingate's own exit code, and this module exits
+non-zero only when it could not report at all.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from chaingate.errors import EXIT_DENIED, EXIT_USAGE, ChaingateError
+from chaingate.text import lines as text_lines
+from chaingate.text import one_line
 
 STEPS = ("resolve", "sbom", "provenance", "attest", "sign", "verify", "deploy")
 #: Result files are read whole; a CycloneDX SBOM of a large image is the biggest and stays well under this.
@@ -47,6 +54,8 @@ MAX_ERROR_LINES = 20
 MAX_ERROR_CHARS = 4000
 #: Rows listed per table before "… and N more": a summary is read by people, and GitHub caps it at 1 MiB.
 MAX_ROWS = 50
+#: One value in a table cell or one line of the step log.
+MAX_CELL_CHARS = 2000
 #: Tekton result names whose output key is not just the name in lower kebab case.
 TEKTON_ALIASES = {"IMAGE_DIGEST": "digest"}
 #: What a step's evidence is in IBM DevSecOps terms (``collect-evidence --evidence-type``).
@@ -94,12 +103,12 @@ class StepReport:
 
 
 def escape_data(text: str) -> str:
-    """A workflow command's message, escaped exactly as the Actions runner unescapes it."""
+    """A workflow command's message, escaped exactly as ``@actions/core``'s ``escapeData`` (the runner unescapes it)."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def escape_property(text: str) -> str:
-    """A workflow command property value (``title=…``): also ``:`` and ``,``, which delimit properties."""
+    """A property value (``title=…``) as ``escapeProperty`` escapes it: also ``:`` and ``,``, which delimit properties."""
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
@@ -115,16 +124,25 @@ def mask_commands(value: str) -> list[str]:
 
 
 def markdown_cell(text: object) -> str:
-    """A value safe inside a Markdown table cell: no pipe ends the cell, no HTML is interpreted."""
-    value = "" if text is None else str(text)
+    """A value safe inside a Markdown table cell: no pipe ends the cell, no HTML is interpreted.
+
+    Line breaks become ``<br>``; each line is neutralised (control characters shown as escapes).
+    """
+    value = "" if text is None else text_lines(text, limit=MAX_CELL_CHARS, max_lines=MAX_ERROR_LINES)
     value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return value.replace("|", "\\|").replace("\r", "").replace("\n", "<br>") or "-"
+    return value.replace("|", "\\|").replace("\n", "<br>") or "-"
 
 
 def code_cell(text: object) -> str:
-    """A value shown as code in a table cell; backticks inside would end the span, so they are dropped."""
-    value = "" if text is None else str(text).replace("`", "'").replace("|", "\\|").replace("\n", " ")
+    """A value shown as code in a table cell, on one neutralised line; backticks would end the span, so
+    they become quotes."""
+    value = "" if text is None else one_line(text, MAX_CELL_CHARS).replace("`", "'").replace("|", "\\|")
     return f"`{value}`" if value else "-"
+
+
+def _annotation_text(message: str) -> str:
+    """An annotation's message: neutralised line by line, bounded like the error block it usually quotes."""
+    return text_lines(message, limit=MAX_ERROR_CHARS, max_lines=MAX_ERROR_LINES) or "-"
 
 
 def github_output_block(outputs: Mapping[str, str]) -> str:
@@ -163,17 +181,17 @@ def _load_json(path: Path | None, what: str) -> Any:
 
 def error_text(stderr: str) -> str:
     """chaingate's own error block (``chaingate: error: …`` and its indented lines), else stderr's tail."""
-    lines = stderr.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith("chaingate: error:")), None)
+    rows = stderr.splitlines()
+    start = next((i for i, line in enumerate(rows) if line.startswith("chaingate: error:")), None)
     if start is not None:
-        block = [lines[start].removeprefix("chaingate: error:").strip()]
-        for line in lines[start + 1 :]:
+        block = [rows[start].removeprefix("chaingate: error:").strip()]
+        for line in rows[start + 1 :]:
             if line and not line[0].isspace():
                 break
             block.append(line.rstrip())
         chosen = block
     else:
-        chosen = [line for line in lines if line.strip()][-MAX_ERROR_LINES:]
+        chosen = [line for line in rows if line.strip()][-MAX_ERROR_LINES:]
     text = "\n".join(chosen[:MAX_ERROR_LINES]).strip()
     return text[:MAX_ERROR_CHARS] or "no error message (see the step log)"
 
@@ -511,7 +529,7 @@ def _deploy(result: Mapping[str, Any], path: Path | None, extra: Mapping[str, st
 
 
 def _failure(step: str, exit_code: int, stderr: str, extra: Mapping[str, str]) -> StepReport:
-    message = error_text(stderr)
+    message = _annotation_text(error_text(stderr))
     what = "denied" if exit_code == EXIT_DENIED else f"failed (exit {exit_code})"
     summary = [f"### chaingate {step}: ❌ {what}", "", "```text", message.replace("```", "'''"), "```"]
     return StepReport(step, exit_code, dict(extra), "\n".join(summary), errors=(message,), details=(message,))
@@ -566,21 +584,22 @@ def _append(path: str, text: str) -> None:
         handle.write(text)
 
 
+def _log_lines(text: str) -> str:
+    return text_lines(text, limit=MAX_CELL_CHARS, max_lines=MAX_ERROR_LINES, continuation=2)
+
+
 def write_log(report: StepReport, env: Mapping[str, str], out: TextIO) -> None:
-    """The human lines for the step log; on GitHub, inside stop-commands so they cannot issue commands."""
-    lines = [*report.details, *(f"{k}: {v}" for k, v in report.outputs.items() if v)]
+    """The human lines for the step log, neutralised; on GitHub, inside stop-commands as well."""
+    shown = [*report.details, *(f"{k}: {v}" for k, v in report.outputs.items() if v)]
     on_github = env.get("GITHUB_ACTIONS") == "true"
-    token = secrets.token_hex(16)
-    if on_github:
-        out.write(f"::stop-commands::{token}\n")
-    for line in lines:
-        out.write(f"{line}\n")
     if not on_github:
-        out.writelines(f"warning: {w}\n" for w in report.warnings)
-        out.writelines(f"error: {e}\n" for e in report.errors)
-    if on_github:
-        out.write(f"::{token}::\n")
-    out.flush()
+        # Annotations carry these on GitHub; elsewhere the log is the only place they show.
+        shown += [f"warning: {w}" for w in report.warnings] + [f"error: {e}" for e in report.errors]
+    log = _StoppedLog(out, on_github)
+    log.open()
+    for line in shown:
+        log.write(f"{_log_lines(line)}\n")
+    log.close()
 
 
 def write_github(report: StepReport, env: Mapping[str, str], out: TextIO) -> None:
@@ -592,9 +611,9 @@ def write_github(report: StepReport, env: Mapping[str, str], out: TextIO) -> Non
     if env.get("GITHUB_ACTIONS") == "true":
         title = f"chaingate {report.step}"
         for message in report.warnings:
-            out.write(workflow_command("warning", message, title=title) + "\n")
+            out.write(workflow_command("warning", _annotation_text(message), title=title) + "\n")
         for message in report.errors:
-            out.write(workflow_command("error", message, title=title) + "\n")
+            out.write(workflow_command("error", _annotation_text(message), title=title) + "\n")
         out.flush()
 
 
@@ -677,30 +696,95 @@ def ibm_evidence(
 # -- running a step ---------------------------------------------------------------------------------
 
 
-def run_chaingate(argv: Sequence[str], *, stdout_path: Path | None, err: TextIO) -> tuple[int, str]:
-    """Run ``chaingate ARGV`` with this interpreter; stderr is streamed live and kept (bounded) for the report.
+#: The one workflow command relayed from chaingate's output: its mask for a token it fetched itself.
+MASK_COMMAND = "::add-mask::"
 
-    Workflow-command lines (chaingate masks GitHub's ambient token with
-    ``::add-mask::`` on stderr) pass to the log, where the runner consumes
-    them, but are left out of the kept text, so no report ever quotes one.
+
+class _StoppedLog:
+    """The step log between ``::stop-commands::TOKEN`` and ``::TOKEN::``, with a fresh random TOKEN.
+
+    The runner executes no workflow command between the markers, and only the
+    exact resume line ends the block, so the TOKEN must be one nothing in the
+    output can know: 128 random bits, new for every block.
+    """
+
+    def __init__(self, out: TextIO, enabled: bool) -> None:
+        self.out, self.enabled = out, enabled
+        self.token: str | None = None
+        self._at_line_start = True
+
+    def open(self) -> None:
+        if self.enabled and self.token is None:
+            self.token = secrets.token_hex(16)
+            self._raw(f"::stop-commands::{self.token}\n")
+
+    def close(self) -> None:
+        if self.token is not None:
+            if not self._at_line_start:
+                self._raw("\n")
+            self._raw(f"::{self.token}::\n")
+            self.token = None
+        self.out.flush()
+
+    def write(self, text: str) -> None:
+        self._raw(text)
+        self.out.flush()
+
+    def command(self, line: str) -> None:
+        """A line for the runner itself: written between two blocks, so it is obeyed."""
+        reopen = self.token is not None
+        self.close()
+        self.write(line if line.endswith("\n") else line + "\n")
+        if reopen:
+            self.open()
+
+    def _raw(self, text: str) -> None:
+        if text:
+            self.out.write(text)
+            self._at_line_start = text.endswith("\n")
+
+
+def run_chaingate(
+    argv: Sequence[str], *, stdout_path: Path | None, err: TextIO, github: bool = False
+) -> tuple[int, str]:
+    """Run ``chaingate ARGV`` with this interpreter; its output is streamed to ``err`` live, stderr kept
+    (bounded) for the report.
+
+    On GitHub (``github``) the whole run is printed inside stop-commands, so a
+    line that quotes a server cannot issue a workflow command even if it
+    escaped neutralising. The exception is chaingate's own ``::add-mask::`` for
+    a token it fetched (it must reach the runner before the token could be
+    printed): the block is closed for that line and reopened with a new token.
+    Forging one could only hide text from the log, never run a command or show
+    a secret. Mask lines are left out of the kept text, so no report ever
+    quotes one. stdout, unless written to ``stdout_path``, joins stderr: one
+    stream, so nothing of it can land outside the block.
     """
     command = [sys.executable, "-m", "chaingate", *argv]
     kept: list[str] = []
     size = 0
+    log = _StoppedLog(err, github)
     stdout_handle = stdout_path.open("wb") if stdout_path is not None else None
     try:
-        with subprocess.Popen(command, stdout=stdout_handle, stderr=subprocess.PIPE) as proc:
-            assert proc.stderr is not None
-            for raw in proc.stderr:
+        log.open()
+        # stdout goes to its file, or joins stderr in the one pipe read here.
+        streams = (stdout_handle, subprocess.PIPE) if stdout_handle else (subprocess.PIPE, subprocess.STDOUT)
+        with subprocess.Popen(command, stdout=streams[0], stderr=streams[1]) as proc:
+            output = proc.stderr if stdout_handle else proc.stdout
+            assert output is not None
+            for raw in output:
                 line = raw.decode("utf-8", errors="replace")
-                err.write(line)
-                err.flush()
+                if line.startswith(MASK_COMMAND):
+                    log.command(line)
+                    continue
+                log.write(line)
                 if line.startswith("::") or size > 256 * 1024:
                     continue
                 kept.append(line)
                 size += len(line)
             code = proc.wait()
     finally:
+        log.close()
         if stdout_handle is not None:
             stdout_handle.close()
     return code, "".join(kept)
@@ -798,7 +882,10 @@ def main(
             if args.capture_stdout and args.result is None:
                 raise ReportError("run: --capture-stdout needs --result FILE")
             code, stderr = run_chaingate(
-                command, stdout_path=args.result if args.capture_stdout else None, err=sys.stderr
+                command,
+                stdout_path=args.result if args.capture_stdout else None,
+                err=sys.stderr,
+                github=env.get("GITHUB_ACTIONS") == "true",
             )
         else:
             stderr = ""

@@ -14,6 +14,7 @@ times. Waiting is bounded by one deadline for the whole deploy.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -55,10 +56,14 @@ from chaingate.deploy.interface import (
     dict_list,
 )
 from chaingate.errors import ChaingateError
+from chaingate.text import one_line
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+#: Names, statuses and reasons Code Engine reports are shown to people and written into the record;
+#: real ones are short identifiers, so anything longer is cut.
+_MAX_FIELD = 200
 
 
 @dataclass(frozen=True)
@@ -126,10 +131,11 @@ class CodeEngine:
         status = body.get("status")
         if status not in (None, "active"):
             raise DeployError(f"{what}: status is {status!r}, not active")
+        region = body.get("region")
         return ProjectInfo(
             id=str(body.get("id") or project_id),
-            name=str(body.get("name") or ""),
-            region=body.get("region"),
+            name=one_line(body.get("name") or "", _MAX_FIELD),
+            region=one_line(region, _MAX_FIELD) if isinstance(region, str) else None,
             account_id=body.get("account_id"),
             resource_group_id=str(body.get("resource_group_id") or ""),
             crn=body.get("crn"),
@@ -319,7 +325,8 @@ def deploy(ce: CodeEngine, target: Target, image_reference: str, options: Deploy
             created = True
             break
         body, etag = current
-        previous_image = body.get("image_reference")
+        previous = body.get("image_reference")
+        previous_image = one_line(previous, _MAX_FIELD * 2) if isinstance(previous, str) else None
         before_revision = (body.get("status_details") or {}).get("latest_created_revision")
         patch = _changes(body, image_reference, options)
         if not patch:
@@ -336,9 +343,11 @@ def deploy(ce: CodeEngine, target: Target, image_reference: str, options: Deploy
             conflicts = _conflict(conflicts, target, options)
     if target.kind == "app":
         app, revision = _wait_app(ce, target, image_reference, before_revision, options, deadline)
+        endpoint = app.get("endpoint")
         return DeployResult(
-            target, project, image_reference, previous_image, created, revision, conflicts,
-            endpoint=app.get("endpoint"), bindings_applied=options.bindings is not None,
+            target, project, image_reference, previous_image, created, one_line(revision, _MAX_FIELD), conflicts,
+            endpoint=one_line(endpoint, _MAX_FIELD * 2) if isinstance(endpoint, str) else None,
+            bindings_applied=options.bindings is not None,
         )  # fmt: skip
     _settled_job(ce, target, image_reference)
     run = _run_job(ce, target, image_reference, options, deadline) if options.submit else None
@@ -380,8 +389,11 @@ def _wait_app(
 
     An old failed revision (the app was already broken) is not this deploy's
     failure; a new revision that failed is, and its reason is what is reported.
+    A revision still not ready at the deadline is reported with the reason Code
+    Engine gives for it (``image_pull_back_off``…) and that reason's hint: "not
+    ready in time" alone sends a user to the console to find out why.
     """
-    state = "no revision yet"
+    state, reason = "no revision yet", None
     while True:
         current = ce.get_workload(target)
         if current is None:
@@ -389,6 +401,7 @@ def _wait_app(
         app = current[0]
         details = app.get("status_details") or {}
         created, ready = details.get("latest_created_revision"), details.get("latest_ready_revision")
+        reason = _reason(details)
         if created and created != before:
             revision = ce.app_revision(target, created)
             if revision.get("image_reference") != image_reference:
@@ -397,32 +410,84 @@ def _wait_app(
                     hint="another deploy superseded this one",
                 )
             status = revision.get("status")
+            reason = _reason(revision.get("status_details")) or reason
             if status == "failed":
-                reason = (
-                    (revision.get("status_details") or {}).get("reason") or app.get("status") or "unknown"
-                )
-                raise DeployFailed(
-                    f"{target}: revision {created} failed: {reason}",
-                    hint=_REASON_HINTS.get(str(reason)),
-                )
+                why = reason or one_line(app.get("status") or "unknown", _MAX_FIELD)
+                raise DeployFailed(f"{target}: revision {created} failed: {why}", hint=reason_hint(why))
             if ready == created:
                 return app, created
             state = f"revision {created} is {status or 'pending'}"
         left = _remaining(ce, deadline)
         if left <= 0:
-            raise DeployFailed(f"{target}: not ready within {options.timeout:g}s ({state})")
+            raise DeployFailed(
+                f"{target}: not ready within {options.timeout:g}s ({state}"
+                + (f", reason {reason})" if reason else ")"),
+                hint=reason_hint(reason) if reason else None,
+            )
         ce.sleep(min(options.poll_interval, left))
 
 
+def _reason(details: object) -> str | None:
+    """``status_details.reason`` of an app or revision, neutralised; "ready" explains nothing."""
+    reason = details.get("reason") if isinstance(details, Mapping) else None
+    if not isinstance(reason, str) or not reason.strip() or reason == "ready":
+        return None
+    return one_line(reason, _MAX_FIELD)
+
+
+_LOGS = "read the app's logs and events (ibmcloud ce app logs / ibmcloud ce app events --app NAME)"
+_PULL = "check the registry secret (--image-secret) and that the digest exists in that registry"
+#: What to do about each reason Code Engine documents for an app or a revision (the SDK's
+#: ``AppRevisionStatus.ReasonEnum`` and ``AppStatus.ReasonEnum``), plus the Kubernetes spellings
+#: (``ImagePullBackOff``, ``CrashLoopBackOff``) that surface in instance details.
 _REASON_HINTS = {
-    "image_pull_back_off": "Code Engine cannot pull the image: check --image-secret and the registry's access",
-    "fetch_image_failed_missing_pull_secret": "the registry needs credentials: pass --image-secret NAME",
-    "fetch_image_failed_wrong_pull_credentials": "the image pull secret is refused by the registry",
-    "fetch_image_failed_missing_pull_credentials": "the registry needs credentials: pass --image-secret NAME",
-    "fetch_image_failed_unknown_manifest": "the digest does not exist in the registry Code Engine pulls from",
-    "container_failed_exit_code_1": "the container exited with code 1 at start: see the app's logs",
-    "container_failed_exit_code_0": "the container exited (code 0) instead of serving: see the app's logs",
+    # Still starting: the deadline may simply be too short.
+    "waiting": "Code Engine had not started the revision yet: a larger --timeout may be all it needs",
+    "deploying": "Code Engine was still starting the revision: a larger --timeout may be all it needs; "
+    "otherwise " + _LOGS,
+    "deploying_waiting_for_resources": "the project or region has no room for another instance: lower the "
+    "app's CPU/memory (scale_cpu_limit, scale_memory_limit), free resources in the project, or retry later",
+    "waiting_for_resources": "the project or region has no room for another instance: lower the app's "
+    "CPU/memory, free resources in the project, or retry later",
+    "initial_scale_never_achieved": "no instance ever became ready: the container did not start or failed "
+    "its readiness probe; check that it listens on image_port and " + _LOGS,
+    "no_revision_ready": "no revision of the app is ready: " + _LOGS,
+    "ready_but_latest_revision_failed": "the previous revision still serves; the new one failed: " + _LOGS,
+    # The image cannot be pulled.
+    "image_pull_back_off": "Code Engine keeps failing to pull the image: " + _PULL,
+    "err_image_pull": "Code Engine failed to pull the image: " + _PULL,
+    "fetch_image_failed_unknown_manifest": "the digest does not exist in the registry Code Engine pulls "
+    "from: push the verified digest there (chaingate deploys it as it is)",
+    "fetch_image_failed_unknown_repository": "the repository does not exist in the registry, or the "
+    "registry secret cannot see it: " + _PULL,
+    "fetch_image_failed_registry_not_found": "Code Engine cannot reach the image's registry: check the "
+    "registry host name and that it is reachable from Code Engine",
+    "fetch_image_failed_missing_pull_secret": "the registry needs credentials: pass --image-secret NAME "
+    "(a registry secret in the project)",
+    "fetch_image_failed_missing_pull_credentials": "the registry needs credentials: pass --image-secret NAME "
+    "(a registry secret in the project)",
+    "fetch_image_failed_wrong_pull_credentials": "the registry refuses the credentials of the registry "
+    "secret: update the secret named by --image-secret",
+    "invalid_tar_header_image_pull_err": "a layer of the image cannot be unpacked: the registry holds a "
+    "corrupt or non-tar layer; rebuild and push the image",
+    # The container starts and stops.
+    "container_failed_exit_code_0": "the container exited (code 0) instead of serving: an app must keep "
+    "running and listen on its port; " + _LOGS,
+    "container_failed_exit_code_1": "the container exited with code 1 at start: " + _LOGS,
+    "container_failed_exit_code_139": "the container crashed (exit code 139, a segmentation fault): " + _LOGS,
+    "crash_loop_back_off": "the container keeps exiting and is restarted in a loop: " + _LOGS,
 }
+_EXIT_CODE = re.compile(r"container_failed_exit_code_(\d{1,3})")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def reason_hint(reason: str) -> str | None:
+    """What to do about a Code Engine reason; Kubernetes' CamelCase spellings are read as snake case."""
+    key = _CAMEL.sub("_", reason.strip()).lower()
+    hint = _REASON_HINTS.get(key)
+    if hint is None and (match := _EXIT_CODE.fullmatch(key)):
+        hint = f"the container exited with code {match.group(1)} at start: " + _LOGS
+    return hint
 
 
 def _settled_job(ce: CodeEngine, target: Target, image_reference: str) -> None:
@@ -454,8 +519,8 @@ def _run_job(
         details = run.get("status_details") or {}
         if status in ("completed", "failed"):
             outcome = JobRunOutcome(
-                name, str(status), int(details.get("succeeded") or 0), int(details.get("failed") or 0),
-                _failures(details),
+                one_line(name, _MAX_FIELD), str(status), _count(details.get("succeeded")),
+                _count(details.get("failed")), _failures(details),
             )  # fmt: skip
             if status == "failed":
                 why = "; ".join(outcome.failures) or f"{outcome.failed} instance(s) failed"
@@ -477,6 +542,11 @@ def _failures(details: Mapping[str, Any]) -> tuple[str, ...]:
     out = []
     for index, info in sorted(indices.items(), key=lambda kv: str(kv[0])):
         if isinstance(info, Mapping) and info.get("status") == "failed":
-            reason = info.get("last_failure_reason") or "failed"
-            out.append(f"index {index}: {reason} after {int(info.get('retries') or 0)} retries")
+            reason = one_line(info.get("last_failure_reason") or "failed", _MAX_FIELD)
+            out.append(f"index {one_line(index, 20)}: {reason} after {_count(info.get('retries'))} retries")
     return tuple(out)
+
+
+def _count(value: object) -> int:
+    """A count from a response; anything but a non-negative integer reads as 0 rather than a traceback."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

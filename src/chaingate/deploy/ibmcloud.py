@@ -42,6 +42,7 @@ from ibm_cloud_sdk_core.get_authenticator import get_authenticator_from_environm
 from ibm_cloud_sdk_core.utils import read_external_sources
 
 from chaingate.deploy.interface import DeployError
+from chaingate.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def build_authenticator(
         )
     except ValueError as e:
         where = f"--auth {options.method}" if options.method else f"{service_name.upper()}_* configuration"
-        raise DeployError(f"{where}: {_one_line(str(e))}") from None
+        raise DeployError(f"{where}: {one_line(str(e), _MAX_MESSAGE)}") from None
 
 
 def hold_sdk_wire_log() -> None:
@@ -170,7 +171,9 @@ def configure(service: BaseService, service_name: str, *, url: str | None, timeo
     try:
         service.configure_service(service_name)
     except ValueError as e:
-        raise DeployError(f"{service_name.upper()}_* configuration: {_one_line(str(e))}") from None
+        raise DeployError(
+            f"{service_name.upper()}_* configuration: {one_line(str(e), _MAX_MESSAGE)}"
+        ) from None
     if url is not None:
         service.set_service_url(url)
     # The SDK's own retries would re-send non-idempotent creates blindly; ApiCaller decides instead.
@@ -199,11 +202,6 @@ def token_claims(authenticator: Authenticator) -> dict[str, Any]:
     except ValueError:
         return {}
     return claims if isinstance(claims, dict) else {}
-
-
-def _one_line(text: str) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 
 class NotFoundError(DeployError):
@@ -264,7 +262,7 @@ class ApiCaller:
                 ) from None
             except requests.exceptions.RequestException as e:
                 # A malformed URL or similar: retrying cannot help, and the configuration is what to fix.
-                raise DeployError(f"{what}: {type(e).__name__}: {_one_line(str(e))}") from None
+                raise DeployError(f"{what}: {type(e).__name__}: {one_line(str(e), _MAX_MESSAGE)}") from None
 
     def _delay(self, attempt: int, e: ApiException | None) -> float:
         if e is not None and e.http_response is not None:
@@ -275,7 +273,7 @@ class ApiCaller:
 
     @staticmethod
     def _error(what: str, status: int, e: ApiException) -> DeployError:
-        message = _one_line(e.message or "")
+        message = one_line(e.message or "", _MAX_MESSAGE)
         text = f"{what}: HTTP {status}" + (f": {message}" if message else "")
         if status == 404:
             return NotFoundError(text)

@@ -57,6 +57,7 @@ from urllib.parse import urlsplit
 
 from chaingate.oci.interface import AuthError
 from chaingate.oci.reference import DOCKER_HUB
+from chaingate.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +141,11 @@ def _parse_key(key: str) -> tuple[str, tuple[str, ...]] | None:
     return _canonical_host(host), path
 
 
-def _one_line(text: str) -> str:
-    """The first non-empty line, cut short: all of a helper's output a message may quote."""
+def _first_line(text: str) -> str:
+    """The first non-empty line, neutralised and cut short: all of a helper's output a message may quote."""
     for line in text.splitlines():
-        line = line.strip()
-        if line:
-            return line if len(line) <= _MAX_DETAIL else line[: _MAX_DETAIL - 1] + "…"
+        if line.strip():
+            return one_line(line, _MAX_DETAIL)
     return ""
 
 
@@ -230,6 +230,8 @@ class CredentialStore:
             doc = json.loads(raw)
         except json.JSONDecodeError as e:
             raise AuthError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        except RecursionError:
+            raise AuthError(f"{path}: not valid JSON (nested too deeply)") from None
         except ValueError:
             raise AuthError(f"{path}: not valid JSON (not UTF-8 text)") from None
         if not isinstance(doc, dict):
@@ -327,7 +329,7 @@ class CredentialStore:
                 if proc.returncode < 0
                 else f"exit status {proc.returncode}"
             )
-            detail = _one_line(stdout) or _one_line(stderr)
+            detail = _first_line(stdout) or _first_line(stderr)
             raise AuthError(f"{what} failed for {registry} ({status})" + (f": {detail}" if detail else ""))
         return _helper_answer(stdout, what, registry, f"{program} ({configured_by})")
 

@@ -54,6 +54,7 @@ from chaingate.signing.predicates import (
     sbom_reference_predicate,
 )
 from chaingate.signing.tokens import IdentityToken
+from chaingate.text import one_line
 
 if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig
@@ -64,10 +65,6 @@ BUNDLE_MEDIA_TYPE = media.SIGSTORE_BUNDLE_V03
 #: sigstore-python sends its Fulcio, Rekor and TSA requests without a timeout; a stalled service
 #: would hang a CI step forever, so chaingate bounds them (connect, read seconds).
 SERVICE_TIMEOUT = (10.0, 60.0)
-
-
-def _one_line(value: object) -> str:
-    return " ".join(str(value).split())[:300]
 
 
 @dataclass(frozen=True)
@@ -101,11 +98,13 @@ def prepare_signer(
     try:
         sigstore_token = SigstoreToken(token.raw)
     except IdentityError as e:
-        raise IdentityTokenError(f"identity token from {token.source}: {_one_line(e)}") from None
+        raise IdentityTokenError(f"identity token from {token.source}: {one_line(e, 300)}") from None
     try:
         context = SigningContext.from_trust_config(trust)
     except Exception as e:  # no usable CA/log in the signing config, unsupported API versions, …
-        raise TrustConfigError(f"trust config names no usable signing services ({_one_line(e)})") from None
+        raise TrustConfigError(
+            f"trust config names no usable signing services ({one_line(e, 300)})"
+        ) from None
     return PreparedSigner(token, sigstore_token, context, timeout)
 
 
@@ -153,7 +152,7 @@ def _http_detail(error: BaseException) -> str:
     cause = error.__cause__ or error.__context__
     response = getattr(cause, "response", None)
     status = getattr(response, "status_code", None)
-    text = _one_line(error)
+    text = one_line(error, 300)
     if status is not None:
         return f"HTTP {status}" + (f": {text}" if text else "")
     return text or type(error).__name__
@@ -171,7 +170,7 @@ def sign_statement(signer: PreparedSigner, doc: dict[str, Any]) -> bytes:
     try:
         signed = dsse.Statement(encode(doc))
     except SigstoreError as e:
-        raise SigningError(f"statement rejected by sigstore: {_one_line(e)}") from None
+        raise SigningError(f"statement rejected by sigstore: {one_line(e, 300)}") from None
     _bound_sessions(signer.context, signer.timeout)
     try:
         with signer.context.signer(signer.sigstore_token) as session:
@@ -201,7 +200,7 @@ def sign_statement(signer: PreparedSigner, doc: dict[str, Any]) -> bytes:
             )
         raise SigningError(f"{service} unreachable ({type(e).__name__}); nothing was pushed") from None
     except SigstoreError as e:
-        raise SigningError(f"signing failed: {_one_line(e)}; nothing was pushed") from None
+        raise SigningError(f"signing failed: {one_line(e, 300)}; nothing was pushed") from None
     data: bytes = bundle.to_json().encode("utf-8")
     return data
 
@@ -290,7 +289,7 @@ def attest_image(
             state += f"; the bundle blob {uploaded} is in {store.display} but no manifest refers to it"
         raise SigningError(
             f"{image}: signed (Rekor log index {summary.tlog.log_index}) but attaching to {store.display} "
-            f"failed: {_one_line(detail)}; {state}",
+            f"failed: {one_line(detail, 300)}; {state}",
             hint="re-run the command: the Rekor entry stays, a new signature is attached",
         ) from None
     return AttestationResult(

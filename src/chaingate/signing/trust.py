@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaingate.signing.interface import TrustConfigError
+from chaingate.text import one_line
 
 if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 MAX_TRUST_CONFIG_BYTES = 16 * 1024 * 1024
 
 
-def _one_line(error: object) -> str:
-    """A parser error as one short line; pydantic's multi-line reports become ``field: message`` pairs."""
+def _error_line(error: object) -> str:
+    """A parser error as one short, neutralised line; pydantic's multi-line reports become ``field: message`` pairs."""
     errors = getattr(error, "errors", None)
     found: list[Any] = []
     if callable(errors):
@@ -30,10 +31,14 @@ def _one_line(error: object) -> str:
         except Exception:  # a foreign errors() method: fall back to the text
             found = []
     if found:
-        return "; ".join(
-            f"{'.'.join(str(p) for p in item.get('loc', ()))}: {item.get('msg', '')}" for item in found[:3]
-        )[:300]
-    return " ".join(str(error).split())[:300]
+        return one_line(
+            "; ".join(
+                f"{'.'.join(str(p) for p in item.get('loc', ()))}: {item.get('msg', '')}"
+                for item in found[:3]
+            ),
+            300,
+        )
+    return one_line(error, 300)
 
 
 def load_trust_config(path: Path | None) -> ClientTrustConfig:
@@ -45,7 +50,7 @@ def load_trust_config(path: Path | None) -> ClientTrustConfig:
             return ClientTrustConfig.production()
         except Exception as e:  # TUF failures come as many types; all mean "no trust root"
             raise TrustConfigError(
-                f"could not load the public-good Sigstore trust root over TUF ({_one_line(e) or type(e).__name__})",
+                f"could not load the public-good Sigstore trust root over TUF ({_error_line(e) or type(e).__name__})",
                 hint="pass --trust-config FILE with a ClientTrustConfig JSON",
             ) from None
     try:
@@ -60,5 +65,5 @@ def load_trust_config(path: Path | None) -> ClientTrustConfig:
         return ClientTrustConfig.from_json(text)
     except Exception as e:  # the protobuf-JSON parser raises ValueError, KeyError, TypeError, ...
         raise TrustConfigError(
-            f"--trust-config {path}: not a Sigstore ClientTrustConfig ({_one_line(e) or type(e).__name__})"
+            f"--trust-config {path}: not a Sigstore ClientTrustConfig ({_error_line(e) or type(e).__name__})"
         ) from None

@@ -17,8 +17,9 @@ never as a test that passes against a server that cannot exist.
 
 Behaviour modelled, because the deploy depends on it: ETags and ``If-Match``
 (HTTP 412), JSON merge-patch updates, one new revision per change that becomes
-ready (or fails with a reason) after a number of polls, job runs that complete or
-fail, 404 for what does not exist, and injected faults (5xx, delays).
+ready (or fails with a reason, or stays not ready with a reason) after a number
+of polls, job runs that complete or fail, 404 for what does not exist, and
+injected faults (5xx, delays).
 """
 
 from __future__ import annotations
@@ -281,6 +282,8 @@ class _Workload:
     #: Polls left before the latest created revision settles (apps only).
     pending: int | None = None
     failure: str | None = None
+    #: Why the newest revision never becomes ready (it settles into not-ready with this reason).
+    stuck: str | None = None
     counter: int = 0
 
 
@@ -315,6 +318,10 @@ class FakeIBMCloud:
         self.ready_after = 0
         #: When set, new revisions fail with this reason (e.g. ``image_pull_back_off``).
         self.revision_failure: str | None = None
+        #: When set, new revisions never become ready: once settled they stay ``warning`` (``loading`` for
+        #: the still-starting reasons) with this ``status_details.reason``, as a revision whose image
+        #: cannot be pulled or whose container keeps exiting does while Code Engine retries it.
+        self.revision_stuck: str | None = None
         #: GETs of a job run before it finishes; and why it fails, when it should.
         self.job_run_polls = 0
         self.job_run_failure: str | None = None
@@ -642,7 +649,9 @@ class FakeIBMCloud:
         doc.update(fields)
         return doc
 
-    def _new_revision(self, work: _Workload, *, failure: str | None, settle: bool = False) -> None:
+    def _new_revision(
+        self, work: _Workload, *, failure: str | None, settle: bool = False, stuck: str | None = None
+    ) -> None:
         work.counter += 1
         name = f"{work.doc['name']}-{work.counter:05d}"
         revision = {k: v for k, v in work.doc.items() if _REVISION_FIELDS.fullmatch(k)}
@@ -658,7 +667,7 @@ class FakeIBMCloud:
         details["reason"] = "deploying"
         work.doc["status_details"] = details
         work.doc["status"] = "deploying"
-        work.pending, work.failure = self.ready_after, failure
+        work.pending, work.failure, work.stuck = self.ready_after, failure, stuck
         if settle:
             work.pending = 0
             self._settle(work)
@@ -673,7 +682,14 @@ class FakeIBMCloud:
         details = work.doc["status_details"]
         name = details["latest_created_revision"]
         revision = work.revisions[name]
-        if work.failure:
+        if work.stuck:
+            # Not ready, and not failed either: Code Engine keeps retrying, the app keeps deploying.
+            still_starting = work.stuck in ("waiting", "deploying", "deploying_waiting_for_resources")
+            revision["status"] = "loading" if still_starting else "warning"
+            revision["status_details"] = {"actual_instances": 0, "reason": work.stuck}
+            work.doc["status"] = "deploying"
+            details["reason"] = "deploying"
+        elif work.failure:
             revision["status"] = "failed"
             revision["status_details"] = {"actual_instances": 0, "reason": work.failure}
             ready = details.get("latest_ready_revision")
@@ -867,7 +883,7 @@ class FakeIBMCloud:
         if kind == "apps":
             work = _Workload("app", self._app_doc(call.match["p"], name, fields))
             self._workloads[key] = work
-            self._new_revision(work, failure=self.revision_failure)
+            self._new_revision(work, failure=self.revision_failure, stuck=self.revision_stuck)
         else:
             work = _Workload("job", self._job_doc(call.match["p"], name, fields))
             self._workloads[key] = work
@@ -898,7 +914,7 @@ class FakeIBMCloud:
             {k: v for k, v in work.doc.items() if _REVISION_FIELDS.fullmatch(k)}, sort_keys=True
         )
         if work.kind == "app" and before != after:
-            self._new_revision(work, failure=self.revision_failure)
+            self._new_revision(work, failure=self.revision_failure, stuck=self.revision_stuck)
         return self._render(work)
 
     def _get_revision(self, call: _Call) -> _Reply:
