@@ -6,16 +6,32 @@ and a missing binary is a failure that says which package to install.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from chaingate.oci.client import Registries, RegistryOptions
 from chaingate.oci.credentials import CredentialStore
 from chaingate.testing.ociregistry import OCIRegistry
 from chaingate.testing.registry import DockerRegistry
 from chaingate.testing.sigstore import SigstoreStack
+
+# Property tests (tests/**/test_*_properties.py). `ci`, the default, runs the same bounded examples on
+# every run, so a red CI is reproducible; `fuzz` (benchmarks/fuzz.py) draws fresh ones, as many as
+# $CHAINGATE_FUZZ_EXAMPLES says. The deadline bounds each example: a parser that takes seconds on a
+# small hostile input is a finding too.
+settings.register_profile("ci", max_examples=100, derandomize=True, database=None, deadline=2000)
+settings.register_profile(
+    "fuzz",
+    max_examples=int(os.environ.get("CHAINGATE_FUZZ_EXAMPLES", "20000")),
+    derandomize=False,
+    database=None,
+    deadline=5000,
+)
+settings.load_profile(os.environ.get("CHAINGATE_HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,6 @@ they are neither declared here nor touched when a manifest is applied.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from chaingate import safejson
 from chaingate.deploy.interface import (
     BindingDrift,
     BindingsManifest,
@@ -41,11 +41,14 @@ from chaingate.deploy.interface import (
     VolumeBinding,
     dict_list,
 )
+from chaingate.safeyaml import YAMLShapeError, check_shape
 
 if TYPE_CHECKING:
     from chaingate.deploy.codeengine import CodeEngine
 
 _MAX_MANIFEST = 1024 * 1024
+#: A manifest nests three levels; the bound keeps PyYAML's recursive composer far from the stack's end.
+_MAX_DEPTH = 32
 #: Kubernetes rules, which Code Engine applies: env names (C_IDENTIFIER-ish), object names (DNS subdomain), keys.
 _ENV_NAME_RE = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 _OBJECT_RE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
@@ -66,7 +69,15 @@ def load_bindings(path: Path) -> BindingsManifest:
     if len(raw) > _MAX_MANIFEST:
         raise DeployError(f"{path}: larger than {_MAX_MANIFEST} bytes")
     try:
-        doc = json.loads(raw) if path.suffix == ".json" else yaml.safe_load(raw)
+        if path.suffix == ".json":
+            doc = safejson.loads(raw)
+        else:
+            check_shape(raw, max_depth=_MAX_DEPTH, what="a bindings manifest")
+            doc = yaml.safe_load(raw)
+    except YAMLShapeError as e:
+        raise DeployError(f"{path}:{e.line}: {e.message}; not a bindings manifest") from None
+    except RecursionError:  # PyYAML's constructor recurses once per nesting level
+        raise DeployError(f"{path}: nested too deeply to be a bindings manifest") from None
     except (ValueError, yaml.YAMLError) as e:
         raise DeployError(
             f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
@@ -78,7 +89,8 @@ def load_bindings(path: Path) -> BindingsManifest:
 def parse_bindings(doc: Any, source: str) -> BindingsManifest:
     if not isinstance(doc, dict):
         raise DeployError(f"{source}: a bindings manifest is a mapping with version, env and volumes")
-    unknown = sorted(set(doc) - {"version", "env", "volumes"})
+    # Keys as text: YAML keys may be numbers, dates or null, which do not sort with strings.
+    unknown = sorted(str(key) for key in doc if key not in ("version", "env", "volumes"))
     if unknown:
         raise DeployError(f"{source}: {unknown[0]}: unknown key (allowed: version, env, volumes)")
     if doc.get("version") != 1:
@@ -127,7 +139,9 @@ def _string(item: Mapping[str, Any], key: str, where: str, pattern: re.Pattern[s
     if value is None:
         return None
     if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise DeployError(f"{where}.{key}: {value!r} is not a valid {key}")
+        # Never the repr of a non-string: a YAML int of 5,000 hex digits has no decimal repr.
+        shown = repr(value[:100]) if isinstance(value, str) else f"a {type(value).__name__}"
+        raise DeployError(f"{where}.{key}: {shown} is not a valid {key}")
     return value
 
 

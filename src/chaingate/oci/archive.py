@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, cast
 
+from chaingate import safejson
 from chaingate.oci import media
 from chaingate.oci.digest import VerifiedReader, read_bounded, sha256_digest
 from chaingate.oci.interface import (
@@ -160,9 +161,9 @@ class ArchiveStore(ImageStore):
     def _load_legacy(self) -> None:
         assert self._files is not None
         try:
-            doc = json.loads(self._files.read("manifest.json", _MAX_MANIFEST_JSON))
-        except ValueError:
-            raise OCIError(f"{self.display}: manifest.json is not valid JSON") from None
+            doc = safejson.loads(self._files.read("manifest.json", _MAX_MANIFEST_JSON))
+        except ValueError as e:
+            raise OCIError(f"{self.display}: manifest.json is not valid JSON ({e})") from None
         if not isinstance(doc, list) or len(doc) != 1 or not isinstance(doc[0], dict):
             count = len(doc) if isinstance(doc, list) else 0
             raise OCIError(f"{self.display}: manifest.json must describe exactly one image (found {count})")

@@ -15,12 +15,14 @@ from typing import IO, Any
 from chaingate.oci.interface import DigestMismatch, OCIError, SizeLimitExceeded
 
 _ALGORITHMS = {"sha256": 64, "sha512": 128}
-_DIGEST_RE = re.compile(r"^(sha256|sha512):([a-f0-9]+)$")
+_DIGEST_RE = re.compile(r"(sha256|sha512):([a-f0-9]+)")
 
 
 def validate_digest(digest: str, *, where: str = "digest") -> str:
     """Return ``digest`` if it is a well-formed sha256/sha512 digest, else raise naming ``where``."""
-    m = _DIGEST_RE.match(digest)
+    # fullmatch, not match: ``$`` also matches before a trailing newline, which would let
+    # "sha256:<hex>\n" through into URLs, file names and comparisons.
+    m = _DIGEST_RE.fullmatch(digest) if isinstance(digest, str) else None
     if not m or len(m.group(2)) != _ALGORITHMS[m.group(1)]:
         raise OCIError(f"{where}: malformed digest {digest!r} (expected sha256:<64 hex> or sha512:<128 hex>)")
     return digest

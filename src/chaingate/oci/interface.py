@@ -12,12 +12,12 @@ itself, so no caller ever has to trust an index entry or a server.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
+from chaingate import safejson
 from chaingate.errors import ChaingateError
 from chaingate.oci import media
 
@@ -202,8 +202,8 @@ class Manifest:
         """Parse verified bytes; the media type comes from the document when the transport did not say."""
         where = f"manifest {descriptor.digest}"
         try:
-            content = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
+            content = safejson.loads(raw)
+        except ValueError as e:
             raise OCIError(f"{where}: not valid JSON ({e})") from None
         if not isinstance(content, dict):
             raise OCIError(f"{where}: not a JSON object")

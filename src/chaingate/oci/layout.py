@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from chaingate import safejson
 from chaingate.oci import media
 from chaingate.oci.digest import VerifiedReader, hasher, read_bounded, validate_digest, verify_bytes
 from chaingate.oci.interface import (
@@ -105,9 +106,9 @@ class LayoutStore(ImageStore):
     def index_entries(self) -> list[Descriptor]:
         raw = self.files.read("index.json", media.MAX_MANIFEST_BYTES)
         try:
-            doc = json.loads(raw)
-        except ValueError:
-            raise OCIError(f"{self.display}: index.json is not valid JSON") from None
+            doc = safejson.loads(raw)
+        except ValueError as e:
+            raise OCIError(f"{self.display}: index.json is not valid JSON ({e})") from None
         manifests = doc.get("manifests") if isinstance(doc, dict) else None
         if not isinstance(manifests, list):
             raise OCIError(f"{self.display}: index.json has no manifests array")

@@ -22,17 +22,20 @@ _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_COMPONENT_RE = re.compile(rf"^{_COMPONENT}$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# \Z, not $: $ also matches before a final newline, and "alpine\n:latest" must not name a repository.
+_COMPONENT_RE = re.compile(rf"^{_COMPONENT}\Z")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 _HOST_LABEL = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
-_DOMAIN_RE = re.compile(rf"^(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?$")
+_DOMAIN_RE = re.compile(rf"^(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?\Z")
 _MAX_NAME = 255
 
 
 def _is_loopback_host(host: str) -> bool:
     name = host
     if name.startswith("["):
-        name = name[1 : name.index("]")]
+        name, bracket, _ = name[1:].partition("]")
+        if not bracket:  # "[::1" is no host at all, so not a loopback one
+            return False
     elif name.count(":") == 1:
         name = name.split(":", 1)[0]
     if name == "localhost" or name.endswith(".localhost"):

@@ -12,12 +12,12 @@ them) or as config labels (where ``docker buildx`` and ``buildah`` put them)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chaingate import safejson
 from chaingate.ci.interface import BuildContext, BuildContextError
 from chaingate.oci import media
 from chaingate.oci.digest import read_bounded, validate_digest
@@ -101,10 +101,11 @@ def _config_labels(store: ImageStore, manifest: Manifest) -> dict[str, str]:
     with store.open_blob(config) as stream:
         raw = read_bounded(stream, media.MAX_CONFIG_BYTES, what=f"config {config.digest}")
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        doc = safejson.loads(raw)
+    except ValueError:
         raise OCIError(f"config {config.digest}: not valid JSON") from None
-    labels = (doc.get("config") or {}).get("Labels") if isinstance(doc, dict) else None
+    runtime = doc.get("config") if isinstance(doc, dict) else None
+    labels = runtime.get("Labels") if isinstance(runtime, dict) else None
     if not isinstance(labels, dict):
         return {}
     return {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}

@@ -281,9 +281,12 @@ class TarStream:
             long_link if long_link is not None else _cstring(header[157:257])
         )
         if "size" in pax:
-            if not (pax["size"].isascii() and pax["size"].isdigit()):
-                raise TarFormatError(f"invalid pax size {pax['size']!r} in the header at offset {offset}")
-            size = int(pax["size"])
+            # Go parses it as an int64; more digits than that is an error there too (and int() of
+            # more than 4300 digits raises ValueError, which no caller of this reader expects).
+            text = pax["size"]
+            if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) >= 1 << 63:
+                raise TarFormatError(f"invalid pax size {text[:40]!r} in the header at offset {offset}")
+            size = int(text)
         if kind == _AREG[0] and name.endswith("/"):
             kind = _DIR[0]
         if kind in _HEADER_ONLY:

@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaingate import safejson
+from chaingate.errors import ChaingateError
 from chaingate.oci.digest import read_bounded
 from chaingate.oci.interface import Descriptor, ImageStore
 from chaingate.provenance.statement import PAYLOAD_TYPE
@@ -24,10 +26,17 @@ from chaingate.signing.interface import SignerIdentity, TransparencyLogEntry
 #: Bundles are kilobytes; one carrying an inline SBOM of the inline limit is a
 #: few MiB once base64-encoded. Nothing legitimate comes near this.
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
+#: All the bundle blobs of one image together, each distinct blob counted once: the gate reads no more.
+#: A few dozen real bundles are well under a MiB; past this the gate denies rather than judge a part.
+MAX_IMAGE_BUNDLE_BYTES = 64 * 1024 * 1024
 
 
-class BundleReadError(ValueError):
-    """A bundle that sigstore cannot load, or whose payload is not an in-toto statement."""
+class BundleReadError(ChaingateError, ValueError):
+    """A bundle that sigstore cannot load, or whose payload is not an in-toto statement.
+
+    A :class:`ChaingateError`, so one reaching the CLI is a one-line usage error; still a
+    ``ValueError`` for the callers that were written against that.
+    """
 
 
 @dataclass(frozen=True)
@@ -77,8 +86,8 @@ def _statement(doc: dict[str, Any]) -> dict[str, Any] | None:
     if envelope.get("payloadType") != PAYLOAD_TYPE:
         raise BundleReadError(f"DSSE payload type is {envelope.get('payloadType')!r}, not {PAYLOAD_TYPE}")
     try:
-        payload = json.loads(base64.b64decode(envelope.get("payload", ""), validate=True))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        payload = safejson.loads(base64.b64decode(envelope.get("payload", ""), validate=True))
+    except (binascii.Error, ValueError, TypeError):  # TypeError: a payload that is not a string
         raise BundleReadError("DSSE payload is not base64 JSON") from None
     if not isinstance(payload, dict):
         raise BundleReadError("DSSE payload is not a JSON object")
@@ -110,9 +119,9 @@ def load_bundle(raw: bytes) -> Any:
     from sigstore.models import Bundle
 
     try:
-        doc = json.loads(raw)
-    except ValueError:
-        return Bundle.from_json(raw)  # let sigstore report what is wrong with it
+        doc = safejson.loads(raw)
+    except ValueError as e:
+        raise BundleReadError(f"not JSON: {e}") from None
     material = doc.get("verificationMaterial") if isinstance(doc, dict) else None
     entries = material.get("tlogEntries") if isinstance(material, dict) else None
     if isinstance(entries, list):
@@ -125,7 +134,10 @@ def load_bundle(raw: bytes) -> Any:
                 proof.setdefault("logIndex", "0")
                 proof.setdefault("hashes", [])
         raw = json.dumps(doc).encode()
-    return Bundle.from_json(raw)
+    try:
+        return Bundle.from_json(raw)
+    except Exception as e:  # sigstore raises InvalidBundle, ValueError, KeyError… for bad input
+        raise BundleReadError(" ".join(str(e).split())[:300] or type(e).__name__) from None
 
 
 def summarize(raw: bytes) -> BundleSummary:
@@ -136,14 +148,19 @@ def summarize(raw: bytes) -> BundleSummary:
         bundle = load_bundle(raw)
     except Exception as e:  # sigstore raises InvalidBundle, ValueError, KeyError… for bad input
         raise BundleReadError(f"not a loadable Sigstore bundle ({' '.join(str(e).split())[:200]})") from None
-    doc = json.loads(raw)
+    doc = safejson.loads(raw)  # load_bundle parsed it already: this cannot fail
+    try:
+        identity = certificate_identity(bundle.signing_certificate)
+    except ValueError as e:  # cryptography parses extensions lazily: a malformed one raises only now
+        raise BundleReadError(f"signing certificate: {' '.join(str(e).split())[:200]}") from None
     statement = _statement(doc)
     subjects: list[str] = []
     predicate_type = None
     if statement is not None:
         value = statement.get("predicateType")
         predicate_type = value if isinstance(value, str) else None
-        for entry in statement.get("subject") or []:
+        listed = statement.get("subject")
+        for entry in listed if isinstance(listed, list) else []:  # a signed payload may say "subject": true
             digest = entry.get("digest") if isinstance(entry, dict) else None
             if isinstance(digest, dict):
                 subjects.extend(f"{k}:{v}" for k, v in sorted(digest.items()) if isinstance(v, str))
@@ -152,7 +169,7 @@ def summarize(raw: bytes) -> BundleSummary:
         content="dsse-envelope" if statement is not None else "message-signature",
         predicate_type=predicate_type,
         subject_digests=tuple(subjects),
-        identity=certificate_identity(bundle.signing_certificate),
+        identity=identity,
         tlog=_tlog(doc),
         statement=statement,
     )

@@ -40,11 +40,11 @@ manifest sizes, and every verifier would download it twice). Instead:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaingate import safejson
 from chaingate.provenance.slsa import SLSA_PROVENANCE_V1
 from chaingate.provenance.statement import (
     StatementError,
@@ -136,8 +136,8 @@ def load_predicate(path: Path, predicate_type: str) -> LoadedPredicate:
     if len(raw) > MAX_PREDICATE_BYTES:
         raise StatementError(f"{source}: larger than {MAX_PREDICATE_BYTES} bytes")
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
+        doc = safejson.loads(raw)
+    except ValueError as e:
         raise StatementError(f"{source}: not valid JSON ({e})") from None
     statement: dict[str, Any] | None = None
     exact: bytes | None = raw

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import sys
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from chaingate import safejson
 from chaingate.signing.interface import IdentityTokenError
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ MAX_TOKEN_BYTES = 64 * 1024
 CLOCK_SKEW = 5
 GITHUB_TIMEOUT = (10.0, 30.0)
 GITHUB_ATTEMPTS = 3
+#: The last second of the year 9999: the largest ``exp``/``iat``/``nbf`` a date can show.
+MAX_EPOCH_SECONDS = 253_402_300_799
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,10 @@ def decode_claims(raw: str, source: str) -> dict[str, Any]:
             f"identity token from {source} is malformed: not a JWT (three dot-separated parts)"
         )
     try:
-        header = json.loads(_b64url(parts[0]))
-        claims = json.loads(_b64url(parts[1]))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        header = safejson.loads(_b64url(parts[0]))
+        # NaN and 1e400 stay numbers here so that the lifetime check refuses them by claim name.
+        claims = safejson.loads(_b64url(parts[1]), finite=False)
+    except (binascii.Error, ValueError):
         raise IdentityTokenError(
             f"identity token from {source} is malformed: its header or claims are not base64url JSON"
         ) from None
@@ -100,6 +103,13 @@ def _number(claims: Mapping[str, Any], name: str, source: str, *, required: bool
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise IdentityTokenError(
             f"identity token from {source} is malformed: claim {name!r} is missing or not a number"
+        )
+    # A NaN compares false with everything, so it would pass every lifetime check; 1e300 or
+    # a 400-digit integer cannot become a date. JWT times are seconds since 1970 (RFC 7519).
+    if not 0 <= value <= MAX_EPOCH_SECONDS:
+        raise IdentityTokenError(
+            f"identity token from {source} is malformed: claim {name!r} is not a time "
+            f"(seconds since 1970, at most {MAX_EPOCH_SECONDS})"
         )
     return float(value)
 
@@ -210,8 +220,8 @@ def github_ambient_token(
             if len(body) > MAX_TOKEN_BYTES:
                 raise IdentityTokenError(f"{where}: response larger than {MAX_TOKEN_BYTES} bytes")
             try:
-                value = json.loads(body).get("value")
-            except (ValueError, AttributeError, UnicodeDecodeError):
+                value = safejson.loads(body).get("value")
+            except (ValueError, AttributeError):
                 value = None
             if not isinstance(value, str) or not value:
                 raise IdentityTokenError(f"{where}: response has no token 'value'")
