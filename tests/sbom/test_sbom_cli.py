@@ -13,7 +13,9 @@ import io
 import json
 import subprocess
 import sys
+import threading
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ import pytest
 from chaingate.cli import run
 from chaingate.oci.interface import Platform
 from chaingate.sbom import image as sbom_image
-from chaingate.sbom.interface import DEFAULT_LIMITS, Limits
+from chaingate.sbom.interface import DEFAULT_LIMITS, Limits, MiB
 from chaingate.testing.images import (
     BuiltImage,
     Dir,
@@ -271,6 +273,47 @@ def test_corrupt_layer_fails_with_one_line_and_writes_nothing(
     assert image.layers[1].digest in errors[0]
     assert list(out_dir.iterdir()) == []
     assert captured.out == ""
+
+
+def _image_ref(store: str, image: BuiltImage, directory: Path) -> str:
+    if store == "oci":
+        return f"oci:{write_layout(directory / 'layout', image, tag='v1')}:v1"
+    archive = write_docker_archive(
+        directory / "image.tar", image, repo_tags=("app:v1",), oci_layout=store.endswith("oci")
+    )
+    return f"docker-archive:{archive}"
+
+
+@pytest.mark.parametrize("store", ["oci", "docker-archive-legacy", "docker-archive-oci"])
+def test_inflate_budget_covers_all_layers_of_one_image(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two layers of 600 KiB each fit a 1 MiB budget alone, not together: the budget is the image's."""
+    real = sbom_image.generate_sbom
+
+    def small_budget(*args: Any, limits: Limits, **kwargs: Any) -> bytes:
+        return real(*args, limits=replace(limits, max_total_bytes=1 * MiB), **kwargs)
+
+    monkeypatch.setattr(sbom_image, "generate_sbom", small_budget)
+    layers = [Layer([File(f"data/{name}", bytes(600 * 1024))]) for name in ("bottom", "top")]
+    for alone in layers:
+        image = build_image([alone])
+        assert run(["sbom", _image_ref(store, image, tmp_path / image.digest[7:19])]) == 0
+    capsys.readouterr()
+    image = build_image(layers)
+    with pytest.raises(SystemExit) as exc:
+        run(["sbom", _image_ref(store, image, tmp_path / "both")])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("chaingate:")]
+    assert len(errors) == 1 and "Traceback" not in captured.err, captured.err
+    # Layers are read top first, so the bottom one is where the sum goes over.
+    bottom = image.diff_ids[0] if store == "docker-archive-legacy" else image.layers[0].digest
+    assert errors[0] == (
+        f"chaingate: error: layer {bottom}: the image decompresses to more than {1 * MiB} bytes in all"
+    )
+    assert captured.out == ""
+    assert [t for t in threading.enumerate() if t.name == "sbom-layer-prefetch"] == []
 
 
 def test_source_date_epoch_makes_output_byte_identical(

@@ -148,3 +148,56 @@ def test_five_thousand_components(layer: Any, sbom: Any, helpers: Any) -> None:
     assert len(doc["dependencies"]) == 5001
     refs = {c["bom-ref"] for c in doc["components"]}
     assert all(set(d["dependsOn"]) <= refs for d in doc["dependencies"][1:])
+
+
+DEB = b"Package: bash\nStatus: install ok installed\nVersion: 5.2\nArchitecture: amd64\n"
+BASH = "pkg:deb/debian/bash@5.2?arch=amd64&distro=debian-12"
+DEBIAN = File("etc/os-release", b'ID=debian\nVERSION_ID="12"\n')
+
+
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [
+        ("var/lib/dpkg", "../../../../var/lib/.pkgdb"),  # more .. than the link is deep: clamped at /
+        ("var/lib/dpkg", "/var/lib/.pkgdb"),
+        ("var/lib/dpkg", "/../../var/lib/./.pkgdb/"),
+        ("var", "../../../../srv/var-real/../var-real"),
+    ],
+)
+def test_dpkg_database_behind_a_symlink_is_catalogued(
+    layer: Any, sbom: Any, helpers: Any, link: str, target: str
+) -> None:
+    real = "srv/var-real/lib/dpkg" if link == "var" else "var/lib/.pkgdb"
+    doc = sbom(layer(DEBIAN, File(f"{real}/status", DEB)), layer(Symlink(link, target)))
+    assert helpers.purls(doc) == [BASH]
+    assert helpers.prop(helpers.packages(doc)[0], "chaingate:path") == "var/lib/dpkg/status"
+    assert helpers.warnings(doc) == []
+
+
+def test_distroless_status_d_behind_a_symlink_is_catalogued(layer: Any, sbom: Any, helpers: Any) -> None:
+    doc = sbom(
+        layer(
+            DEBIAN,
+            File("var/lib/.pkgdb/status.d/bash", DEB),
+            File("var/lib/.pkgdb/status.d/bash.md5sums", b"not a record"),
+            Symlink("var/lib/dpkg", "../../../../var/lib/.pkgdb"),
+        )
+    )
+    assert helpers.purls(doc) == [BASH]
+    assert helpers.prop(helpers.packages(doc)[0], "chaingate:path") == "var/lib/dpkg/status.d/bash"
+
+
+@pytest.mark.parametrize(
+    ("links", "problem"),
+    [
+        ([Symlink("var/lib/dpkg", "loop"), Symlink("var/lib/loop", "../lib/loop")], "more than 40 symlinks"),
+        ([Symlink("var/lib/dpkg", "/gone/db")], "symlink var/lib/dpkg -> /gone/db leads to nothing"),
+    ],
+)
+def test_unresolvable_package_database_is_a_warning_in_the_sbom(
+    layer: Any, sbom: Any, helpers: Any, links: list[Symlink], problem: str
+) -> None:
+    doc = sbom(layer(DEBIAN, File("var/lib/.pkgdb/status", DEB), *links))
+    assert helpers.purls(doc) == []
+    warned = [w for w in helpers.warnings(doc) if w.startswith("var/lib/dpkg/status (dpkg): not read: ")]
+    assert len(warned) == 1 and problem in warned[0]

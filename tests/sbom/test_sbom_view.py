@@ -6,10 +6,13 @@ import tarfile
 from collections.abc import Callable
 from typing import IO, Any
 
+import pytest
+
 from chaingate.sbom import LayerInput
+from chaingate.sbom import view as view_module
 from chaingate.sbom.catalogers.base import BytesReader, Skip
 from chaingate.sbom.interface import DEFAULT_LIMITS, Limits
-from chaingate.sbom.view import View, build_view, normalise
+from chaingate.sbom.view import Resolution, View, build_view, normalise
 from chaingate.testing.images import Dir, File, Hardlink, OpaqueDir, RawMember, Symlink, Whiteout
 
 Make = Callable[..., LayerInput]
@@ -20,17 +23,28 @@ class Wanting(BytesReader):
 
     name = "test"
 
-    def __init__(self, *suffixes: str, exact: tuple[str, ...] = (), limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self,
+        *suffixes: str,
+        exact: tuple[str, ...] = (),
+        dirs: tuple[str, ...] = (),
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
         super().__init__(limits)
         self.suffixes = suffixes
         self.exact = exact
+        self.dirs = dirs
 
     @property
     def exact_paths(self) -> tuple[str, ...]:  # type: ignore[override]
         return self.exact
 
+    @property
+    def exact_dirs(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self.dirs
+
     def wants(self, path: str) -> bool:
-        return path in self.exact or path.endswith(self.suffixes)
+        return path in self.exact or path.endswith(self.suffixes) or path.rpartition("/")[0] in self.dirs
 
 
 def contents(view: View, reader: int = 0) -> dict[str, bytes]:
@@ -113,14 +127,133 @@ def test_exact_path_through_a_symlinked_directory_in_a_lower_layer(layer: Make) 
     assert contents(run([base, top], reader)) == {"var/lib/db/status": b"v2"}
 
 
-def test_symlink_leaving_the_root_is_not_followed(layer: Make) -> None:
+def test_symlink_climbing_above_the_root_stays_at_the_root(layer: Make) -> None:
+    """As in the kernel and securejoin, ``..`` at the root is the root: the link leads into the image."""
     reader = Wanting(exact=("etc/os-release",))
     base = layer(
         File("etc-real/os-release", b"ID=x"), Symlink("etc/os-release", "../../../../etc-real/os-release")
     )
     view = run([base], reader)
+    assert contents(view) == {"etc/os-release": b"ID=x"}
+    assert view.warnings == []
+
+
+def test_link_climbing_above_the_root_in_the_middle_of_a_path(layer: Make) -> None:
+    reader = Wanting(exact=("usr/lib/x/os-release",))
+    base = layer(File("etc/os-release", b"ID=y"), Symlink("usr/lib/x", "../../../../../etc"))
+    view = run([base], reader)
+    assert contents(view) == {"usr/lib/x/os-release": b"ID=y"}
+    assert view.resolve("usr/lib/x/os-release").path == "etc/os-release"
+    # x leads to etc, whose parent is the root, whose parent is the root.
+    assert view.resolve("usr/lib/x/../../../../usr/lib/x/os-release").path == "etc/os-release"
+
+
+def test_chain_of_directory_links_each_clamped_at_the_root(layer: Make) -> None:
+    reader = Wanting(exact=("var/lib/db/status",))
+    base = layer(
+        File("store/db/status", b"deep"),
+        Symlink("var", "../../private/var"),  # relative to the root: clamped to private/var
+        Symlink("private/var/lib", "../../../../store"),  # from private/var: up past the root, to store
+    )
+    top = layer(Dir("private"), Dir("private/var"))
+    view = run([base, top], reader)
+    assert contents(view) == {"var/lib/db/status": b"deep"}
+    assert view.resolve("var/lib/db/status").links == 2
+
+
+def test_absolute_targets_start_from_the_image_root(layer: Make) -> None:
+    reader = Wanting(exact=("var/lib/db/status", "etc/os-release"))
+    base = layer(
+        File("opt/db/status", b"db"),
+        File("usr/lib/os-release", b"os"),
+        Symlink("var/lib/db", "/../../opt/./db/"),
+        Symlink("etc", "//usr/lib/../lib"),
+    )
+    view = run([base], reader)
+    assert contents(view) == {"var/lib/db/status": b"db", "etc/os-release": b"os"}
+
+
+def test_symlink_loop_on_a_wanted_path_is_a_warning(layer: Make) -> None:
+    reader = Wanting(exact=("var/lib/db/status",))
+    base = layer(Symlink("var/lib/a", "b"), Symlink("var/lib/b", "./a"), Symlink("var/lib/db", "a"))
+    view = run([base], reader)
     assert contents(view) == {}
-    assert any("leaves the image root" in w for w in view.warnings)
+    assert len(view.warnings) == 1
+    assert view.warnings[0].startswith("var/lib/db/status (test): not read: more than 40 symlinks")
+
+
+def test_forty_links_are_followed_and_a_forty_first_is_a_warning(layer: Make) -> None:
+    """Linux's MAXSYMLINKS: a lookup may follow 40 links; the 41st is ELOOP."""
+    chain = [Symlink(f"d{i}", f"d{i + 1}") for i in range(41)]  # d0 -> d1 -> ... -> d41, a directory
+    base = layer(File("d41/status", b"end"), *chain)
+    view = run([base], Wanting(exact=("d1/status", "d0/status")))
+    assert view.resolve("d1/status") == Resolution("d41/status", 40)
+    assert contents(view) == {"d1/status": b"end"}
+    assert len(view.warnings) == 1 and view.warnings[0].startswith("d0/status (test): not read: more than 40")
+
+
+def test_dangling_link_on_a_wanted_path_is_a_warning_and_a_missing_file_is_not(layer: Make) -> None:
+    """rpm looks for three database names under var/lib/rpm (a link on Fedora): absent ones say nothing."""
+    reader = Wanting(
+        exact=("var/lib/db/status", "var/lib/db/other", "var/lib/rpm/Packages", "var/lib/rpm/rpmdb")
+    )
+    base = layer(
+        Symlink("var/lib/db", "../../../../nowhere"),
+        File("elsewhere/status", b"x"),
+        File("usr/lib/sysimage/rpm/rpmdb", b"db"),
+        Symlink("var/lib/rpm", "../../usr/lib/sysimage/rpm"),
+    )
+    view = run([base], reader)
+    assert contents(view) == {"var/lib/rpm/rpmdb": b"db"}
+    assert view.warnings == [
+        f"var/lib/db/{name} (test): not read: symlink var/lib/db -> ../../../../nowhere leads to nothing "
+        "in the image"
+        for name in ("status", "other")
+    ]
+
+
+def test_a_path_links_make_longer_than_any_path_ends_the_walk(layer: Make) -> None:
+    """Links may not build ever longer paths (ENAMETOOLONG): each step is bounded by the longest name."""
+    deep = "/".join("d" * 10)
+    reader = Wanting(exact=(f"{deep}/x/status",), limits=Limits(max_path_length=64))
+    target = "/".join(["aaaa"] * 9)  # a directory of exactly 64 characters, beside the link
+    base = layer(Dir(f"{deep}/{target}"), Symlink(f"{deep}/x", target))
+    view = run([base], reader, limits=Limits(max_path_length=64))
+    assert view.warnings == [f"{deep}/x/status (test): not read: leads to a path of more than 64 characters"]
+
+
+def test_files_of_a_wanted_directory_behind_a_link_are_read_under_its_path(layer: Make) -> None:
+    bad = [Symlink(f"real/bad{i:02d}", f"/gone{i}") for i in range(15)]
+    base = layer(File("real/good", b"ok"), File("real/sub/deeper", b"no"), *bad, Symlink("db", "../../real"))
+    view = run([base], Wanting(dirs=("db",)))
+    assert contents(view) == {"db/good": b"ok"}
+    assert view.warnings == [
+        *(
+            f"db/bad{i:02d} (test): not read: symlink real/bad{i:02d} -> /gone{i} leads to nothing in the image"
+            for i in range(10)
+        ),
+        "db (test): 5 more files not read",
+    ]
+
+
+def test_symlink_walking_is_bounded_for_the_whole_image(layer: Make, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(view_module, "_RESOLVE_STEPS", 100)
+    chains = [Symlink(f"real/f{i:02d}", f"{'./' * 20}../real/g{i:02d}") for i in range(20)]
+    base = layer(*chains, *(File(f"real/g{i:02d}", b"x") for i in range(20)), Symlink("db", "real"))
+    view = run([base], Wanting(dirs=("db",)))
+    assert 0 < len(contents(view)) < 20
+    assert view.warnings[-1].endswith("not read: too many symlink steps for one image; stopped")
+    assert len(view.warnings) == 1
+
+
+def test_hostile_link_targets_make_one_bounded_warning_line(layer: Make) -> None:
+    reader = Wanting(exact=("var/lib/db/status",))
+    target = "../x\n\x1b[31m##[set-output name=ok]\u2028" + "y" * 3000
+    view = run([layer(Symlink("var/lib/db", target))], reader)
+    (warning,) = view.warnings
+    assert warning.isprintable() and len(warning) < 600
+    assert "-> ../x \\x1b[31m#\\x23[set-output name=ok] yyy" in warning
+    assert warning.endswith("\u2026 leads to nothing in the image")
 
 
 def test_symlink_loops_are_bounded(layer: Make) -> None:

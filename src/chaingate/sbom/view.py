@@ -26,9 +26,15 @@ as container runtimes (containerd) do when they apply a layer, so a file cannot
 hide from the SBOM by naming itself ``../../usr/...`` and can never escape the
 view either: nothing here touches the host filesystem. Hardlink targets are
 clamped the same way and resolved inside the same layer. Symlinks are resolved
-only within the view, at most ``Limits.max_link_depth`` hops, and a link whose
-target climbs above the root is not followed. Devices, fifos and sockets are
-ignored.
+only within the view, with the kernel's semantics inside a chroot (which is also
+what securejoin gives runc and containerd): an absolute target starts from the
+image root, ``..`` never climbs above it, and at most ``Limits.max_link_depth``
+links are followed for one path (Linux's MAXSYMLINKS is 40). A link that climbs
+"above" the root therefore still leads somewhere in the image, as it does in
+the running container; hiding a package database behind one must not hide it
+from the SBOM. A wanted path that does not resolve (a dangling link, a loop, too
+many links) is a warning in the SBOM, never a silent omission. Devices, fifos
+and sockets are ignored.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from chaingate.oci.interface import Progress
 from chaingate.sbom.catalogers.base import FileReader, Found, Skip
 from chaingate.sbom.interface import LayerInput, Limits, SbomError
 from chaingate.sbom.layers import Budget, LayerQueue, LayerReader, layer_errors, quick_handoff, short
+from chaingate.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,17 @@ _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 
 Warn = Callable[[str], None]
+#: Longest warning kept, and the most of one image-supplied string (a path, a link target) shown in one.
+_WARNING_LENGTH = 1024
+_SHOWN_LENGTH = 200
+#: Path components walked by all symlink resolutions of one image together. One path may walk about
+#: 40 targets of up to 4096 components each; an image whose wanted directory holds many such paths
+#: would otherwise cost minutes, while real images walk a few hundred components in all.
+_RESOLVE_STEPS = 1_000_000
+#: Files of one wanted directory that may fail to resolve, each with its own warning, before the rest
+#: are counted in one line.
+_DIR_WARNINGS = 10
+_EXHAUSTED = "too many symlink steps for one image; stopped"
 
 
 @dataclass(slots=True)
@@ -102,6 +120,29 @@ def normalise(name: str) -> str | None:
     return "/".join(parts)
 
 
+def shown(text: str, limit: int = _SHOWN_LENGTH) -> str:
+    """Image-supplied text fit for a one-line warning (see :func:`chaingate.text.one_line`), bounded.
+
+    Names and link targets come from the layer's author, who may put newlines,
+    terminal escapes or CI workflow commands in them to forge or hide lines in
+    a log or an SBOM; each is bounded on its own so one long name cannot push
+    the rest of a warning out.
+    """
+    return one_line(text, limit)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Where a path of the view leads through its symlinks."""
+
+    #: The path with no symlink left in it, or None when it does not resolve.
+    path: str | None
+    #: Symlinks followed on the way.
+    links: int = 0
+    #: Why it does not resolve, for a warning ("" when it does).
+    problem: str = ""
+
+
 def _parent(path: str) -> str:
     i = path.rfind("/")
     return path[:i] if i >= 0 else ""
@@ -126,6 +167,7 @@ class View:
         self.captured: dict[tuple[int, str], tuple[int, Any]] = {}
         self.warnings: list[str] = []
         self._fetches: list[_Fetch] = []
+        self._steps_left = _RESOLVE_STEPS
 
     # -- building ---------------------------------------------------------------------------
 
@@ -149,6 +191,7 @@ class View:
                 )
 
     def warn(self, message: str) -> None:
+        message = shown(message, _WARNING_LENGTH)
         log.warning("sbom: %s", message)
         self.warnings.append(message)
 
@@ -332,33 +375,67 @@ class View:
 
     # -- links --------------------------------------------------------------------------------
 
-    def resolve(self, path: str) -> str | None:
-        """The real path ``path`` leads to through symlinks in the view, or None if it leaves the root,
-        loops, or exceeds the link depth."""
-        pending = deque(c for c in path.split("/") if c)
-        resolved: list[str] = []
-        hops = 0
+    def resolve(self, path: str) -> Resolution:
+        """Where ``path`` leads through the view's symlinks, as the kernel would resolve it in a chroot.
+
+        Relative targets start from the link's directory, absolute ones from the
+        image root, and ``..`` at the root stays there, so ``/a/../../../b`` is
+        ``/b`` (securejoin does the same for runc and containerd). A link whose
+        target is not in the view, more than ``max_link_depth`` links, or a
+        target longer than a path may be, leave the path unresolved.
+        """
+        limits = self.limits
+        entries = self.entries
+        # Components still to walk; a (link, target) pair marks where a link's target ends, so the
+        # target can be checked to exist there.
+        pending: deque[str | tuple[str, str]] = deque(path.split("/"))
+        here = ""  # the real path walked so far: never a symlink, never longer than a path may be
+        links = 0
         while pending:
+            self._steps_left -= 1
+            if self._steps_left < 0:
+                return Resolution(None, links, _EXHAUSTED)
             comp = pending.popleft()
-            if comp == ".":
+            if isinstance(comp, tuple):
+                if here and here not in entries:
+                    link, target = comp
+                    return Resolution(
+                        None, links, f"symlink {shown(link)} -> {shown(target)} leads to nothing in the image"
+                    )
+                continue
+            if comp in ("", "."):
                 continue
             if comp == "..":
-                if not resolved:
-                    return None
-                resolved.pop()
+                here = here[: max(here.rfind("/"), 0)]
                 continue
-            candidate = "/".join([*resolved, comp])
-            entry = self.entries.get(candidate)
-            if entry is not None and entry.kind == _SYMLINK:
-                hops += 1
-                if hops > self.limits.max_link_depth:
-                    return None
-                if entry.link.startswith("/"):
-                    resolved = []
-                pending.extendleft(reversed([c for c in entry.link.split("/") if c]))
+            step = f"{here}/{comp}" if here else comp
+            if len(step) > limits.max_path_length:
+                # No entry is this long (the view skips such names), and walking on would let a few
+                # links build paths ever longer: stop, as the kernel does with ENAMETOOLONG.
+                return Resolution(
+                    None, links, f"leads to a path of more than {limits.max_path_length} characters"
+                )
+            entry = entries.get(step)
+            if entry is None or entry.kind != _SYMLINK:
+                here = step
                 continue
-            resolved.append(comp)
-        return "/".join(resolved)
+            links += 1
+            if links > limits.max_link_depth:
+                return Resolution(
+                    None,
+                    links,
+                    f"more than {limits.max_link_depth} symlinks to follow (a loop?), at {shown(step)}",
+                )
+            target = entry.link
+            if not target or len(target) > limits.max_path_length or "\x00" in target:
+                return Resolution(
+                    None, links, f"symlink {shown(step)} has an unusable target of {len(target)} characters"
+                )
+            if target.startswith("/"):
+                here = ""
+            pending.appendleft((step, target))
+            pending.extendleft(reversed(target.split("/")))
+        return Resolution(here, links)
 
     def _content_of(self, path: str) -> tuple[int, int, int] | None:
         """(layer, ordinal, size) of the regular file at ``path`` in the view, following a hardlink."""
@@ -380,10 +457,11 @@ class View:
             for path in reader.exact_paths:
                 if (r, path) in self.captured:
                     continue
-                real = self.resolve(path)
+                resolution = self.resolve(path)
+                real = resolution.path
                 if real is None:
-                    if path in self.entries:
-                        self.warn(f"{path}: a symlink that leaves the image root or loops; not followed")
+                    # Only a path through a link gets here: a path that simply is not there says nothing.
+                    self.warn(f"{shown(path)} ({reader.name}): not read: {resolution.problem}")
                     continue
                 if real == path or reader.wants(real):
                     continue  # offered under its real path in the first pass already
@@ -391,6 +469,8 @@ class View:
                 if content is not None:
                     layer, ordinal, size = content
                     self._fetches.append(_Fetch(layer, ordinal, r, path, size))
+            for directory in reader.exact_dirs:
+                self._follow_exact_dir(r, reader, directory)
         # Hardlinks whose target was not an earlier member of their own layer: the final view decides.
         for path, entry in self.entries.items():
             if entry.kind != _HARDLINK or entry.target >= 0:
@@ -402,6 +482,41 @@ class View:
             for r in self._wanting(path, entry.mode):
                 if r not in offered:
                     self._fetches.append(_Fetch(target.layer, target.ordinal, r, path, target.size))
+
+    def _follow_exact_dir(self, r: int, reader: FileReader[Any], directory: str) -> None:
+        """The files ``reader`` wants in ``directory``, when a symlink leads there: read under the link's path."""
+        resolution = self.resolve(directory)
+        real = resolution.path
+        if real is None:
+            self.warn(f"{shown(directory)} ({reader.name}): not read: {resolution.problem}")
+            return
+        if real == directory:
+            return  # its files were offered by their own paths in the first pass
+        prefix = f"{real}/" if real else ""
+        start = len(prefix)
+        # Only directories behind a link get here, so this walk over the index is rare.
+        children = [p[start:] for p in self.entries if p.startswith(prefix) and "/" not in p[start:]]
+        failed = 0
+        for name in sorted(children):
+            path = f"{directory}/{name}"
+            if (r, path) in self.captured or not reader.wants(path):
+                continue
+            child = self.resolve(path)  # the file may be a link itself
+            if child.path is None:
+                failed += 1
+                if failed <= _DIR_WARNINGS:
+                    self.warn(f"{shown(path)} ({reader.name}): not read: {child.problem}")
+                if child.problem == _EXHAUSTED:
+                    break
+                continue
+            if reader.wants(child.path):
+                continue  # offered under its real path in the first pass already
+            content = self._content_of(child.path)
+            if content is not None:
+                layer, ordinal, size = content
+                self._fetches.append(_Fetch(layer, ordinal, r, path, size))
+        if failed > _DIR_WARNINGS:
+            self.warn(f"{shown(directory)} ({reader.name}): {failed - _DIR_WARNINGS} more files not read")
 
     def _second_pass(
         self, index: int, fetches: list[_Fetch], budget: Budget, progress: Progress, what: str

@@ -140,6 +140,9 @@ class FileReader(ABC, Generic[T]):
     #: leads through symlinks (``etc/os-release`` -> ``../usr/lib/os-release``), unlike pattern matches,
     #: which are catalogued once, at their real path, so no file is counted twice.
     exact_paths: ClassVar[tuple[str, ...]] = ()
+    #: Well-known directories whose files (those :meth:`wants` picks) are found the same way when the
+    #: directory is reached through symlinks: distroless keeps one dpkg record per package in one.
+    exact_dirs: ClassVar[tuple[str, ...]] = ()
     #: Also offered every regular file with an execute bit, whatever its path (binaries live anywhere).
     wants_executables: ClassVar[bool] = False
 

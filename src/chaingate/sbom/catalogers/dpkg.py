@@ -135,6 +135,7 @@ def _dependency_names(value: str) -> Iterator[list[str]]:
 class DpkgCataloger(BytesCataloger):
     name = "dpkg"
     exact_paths = (STATUS,)
+    exact_dirs = (_STATUS_D.rstrip("/"),)
 
     def wants(self, path: str) -> bool:
         if path == STATUS:
