@@ -41,8 +41,10 @@ from chaingate.oci.interface import (
     no_progress,
 )
 from chaingate.oci.reference import is_loopback
+from chaingate.oci.registries import Deadline, DeadlinePassed
 from chaingate.oci.registries import Registries as Registries
 from chaingate.oci.registries import RegistryOptions as RegistryOptions
+from chaingate.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_TOKEN_RESPONSE = 1024 * 1024
 _MAX_ERROR_BODY = 64 * 1024
 _MAX_PAGES = 100
+#: The most one read of a body asks for under a deadline, so the deadline is checked at least this often.
+_DEADLINE_CHUNK = 64 * 1024
 _MANIFEST_ACCEPT = ", ".join(
     [media.OCI_INDEX, media.OCI_MANIFEST, media.DOCKER_MANIFEST_LIST, media.DOCKER_MANIFEST]
 )
@@ -98,10 +102,12 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _error_detail(resp: requests.Response) -> str:
+def _error_detail(resp: requests.Response, deadline: Deadline | None = None) -> str:
     """The registry's own words for an error (OCI error JSON), bounded and single-line."""
     try:
-        raw = resp.raw.read(_MAX_ERROR_BODY, decode_content=True) if resp.raw else b""
+        raw = _DecodedRaw(resp, deadline, "reading an error body").read(_MAX_ERROR_BODY) if resp.raw else b""
+    except DeadlinePassed:
+        raise
     except Exception:  # the body is diagnostics only; an unreadable one is simply absent
         raw = b""
     try:
@@ -113,11 +119,10 @@ def _error_detail(resp: requests.Response) -> str:
                 if isinstance(e, dict):
                     parts.append(f"{e.get('code', '')}: {e.get('message', '')}".strip(": "))
             if parts:
-                return "; ".join(parts)[:300]
+                return one_line("; ".join(parts), 300)
     except ValueError:
         pass
-    text = raw.decode("utf-8", "replace").strip().replace("\n", " ")
-    return text[:200]
+    return one_line(raw.decode("utf-8", "replace"), 200)
 
 
 class _SizedBody:
@@ -144,15 +149,54 @@ class _SizedBody:
 
 
 class _DecodedRaw:
-    """``resp.raw`` read with transfer/content decoding, as a plain binary stream."""
+    """``resp.raw`` read with transfer/content decoding, as a plain binary stream.
 
-    def __init__(self, resp: requests.Response) -> None:
+    Under a deadline a body is read one socket read at a time (``read1``), each
+    with its timeout clamped to the time left, and the deadline is checked
+    between them: ``read(n)`` of urllib3 would otherwise loop inside one call
+    for as long as the server keeps dripping bytes.
+    """
+
+    def __init__(
+        self,
+        resp: requests.Response,
+        deadline: Deadline | None = None,
+        doing: str = "reading a response body",
+        read_timeout: float = 60.0,
+    ) -> None:
         self._resp = resp
+        self._deadline = deadline
+        self._doing = doing
+        self._read_timeout = read_timeout
 
     def read(self, n: int = -1) -> bytes:
         raw = self._resp.raw
-        data: bytes = raw.read(None if n < 0 else n, decode_content=True)
-        return data
+        if self._deadline is None:
+            data: bytes = raw.read(None if n < 0 else n, decode_content=True)
+            return data
+        parts: list[bytes] = []
+        got = 0
+        while n < 0 or got < n:
+            self._arm(self._deadline)
+            want = _DEADLINE_CHUNK if n < 0 else min(_DEADLINE_CHUNK, n - got)
+            try:
+                chunk: bytes = raw.read1(want, decode_content=True)
+            except Exception:  # urllib3's ReadTimeoutError and friends: the deadline's, if it has passed
+                if self._deadline.passed():
+                    raise self._deadline.error(self._doing) from None
+                raise
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+
+    def _arm(self, deadline: Deadline) -> None:
+        """Check the deadline and let the next socket read wait no longer than the time left."""
+        timeout = deadline.clamp(self._read_timeout, self._doing)
+        sock = getattr(getattr(self._resp.raw, "connection", None), "sock", None)
+        if sock is not None:
+            sock.settimeout(timeout)
 
     def close(self) -> None:
         self._resp.close()
@@ -175,6 +219,22 @@ class RegistryClient:
         self._basic = False
         self._creds_loaded = False
         self._creds: Credentials | None = None
+
+    def _timeouts(self, doing: str) -> tuple[float, float]:
+        """(connect, read) timeouts for one request, clamped to the command's deadline if it has one."""
+        connect, read = self.options.connect_timeout, self.options.read_timeout
+        deadline = self.options.deadline
+        if deadline is None:
+            return connect, read
+        return deadline.clamp(connect, doing), deadline.clamp(read, doing)
+
+    def _body(self, resp: requests.Response, doing: str) -> _DecodedRaw:
+        return _DecodedRaw(resp, self.options.deadline, doing, self.options.read_timeout)
+
+    def _passed(self, doing: str) -> None:
+        """After a failed request: when the deadline is why, say so instead of blaming the network."""
+        if self.options.deadline is not None:
+            self.options.deadline.check(doing)
 
     # -- authentication -------------------------------------------------------------------------
 
@@ -220,6 +280,7 @@ class RegistryClient:
             else:
                 value, ttl = self._token_get(realm, service, scopes, creds)
         except requests.RequestException as e:
+            self._passed(f"requesting a token from {realm}")
             raise RegistryUnavailable(
                 f"{self.host}: token service {realm} unreachable ({type(e).__name__})"
             ) from None
@@ -242,7 +303,7 @@ class RegistryClient:
             realm,
             params=params,
             auth=auth,
-            timeout=(self.options.connect_timeout, self.options.read_timeout),
+            timeout=self._timeouts(f"requesting a token from {realm}"),
             stream=True,
         )
         return self._token_from(resp, realm)
@@ -258,7 +319,7 @@ class RegistryClient:
             "client_id": "chaingate",
         }
         resp = self._session.post(
-            realm, data=form, timeout=(self.options.connect_timeout, self.options.read_timeout), stream=True
+            realm, data=form, timeout=self._timeouts(f"requesting a token from {realm}"), stream=True
         )
         return self._token_from(resp, realm)
 
@@ -296,7 +357,7 @@ class RegistryClient:
                 with self._lock:
                     self._tokens.pop(scopes, None)
                 return scopes
-            detail = _error_detail(resp)
+            detail = _error_detail(resp, self.options.deadline)
             raise AuthError(
                 f"{self.host}: {what} denied ({resp.status_code})" + (f": {detail}" if detail else ""),
                 hint="check that the credentials grant " + ", ".join(scopes),
@@ -369,10 +430,11 @@ class RegistryClient:
                     headers=hdrs,
                     data=data,
                     stream=True,
-                    timeout=(self.options.connect_timeout, self.options.read_timeout),
+                    timeout=self._timeouts(f"requesting {what}"),
                     allow_redirects=method in ("GET", "HEAD"),
                 )
             except (requests.ConnectionError, requests.Timeout) as e:
+                self._passed(f"requesting {what}")
                 if not replayable or attempt >= self.options.max_attempts or time.monotonic() >= deadline:
                     raise RegistryUnavailable(
                         f"{self.host}: {what} failed after {attempt} attempts ({type(e).__name__})",
@@ -381,13 +443,14 @@ class RegistryClient:
                 self._wait(attempt, None, deadline, what)
                 continue
             except requests.RequestException as e:
+                self._passed(f"requesting {what}")
                 raise OCIError(f"{self.host}: {what} failed: {type(e).__name__}") from None
             status = resp.status_code
             if status in ok:
                 return resp
             if status in (401, 403):
                 if auth_rounds >= 3:
-                    detail = _error_detail(resp)
+                    detail = _error_detail(resp, self.options.deadline)
                     resp.close()
                     raise AuthError(
                         f"{self.host}: {what} still unauthorized ({status}) after {auth_rounds} authentication "
@@ -410,12 +473,12 @@ class RegistryClient:
                 self._wait(attempt, retry_after, deadline, what)
                 continue
             if status == 404:
-                detail = _error_detail(resp)
+                detail = _error_detail(resp, self.options.deadline)
                 resp.close()
                 raise NotFound(
                     not_found or f"{self.host}: {what}: not found" + (f" ({detail})" if detail else "")
                 )
-            detail = _error_detail(resp)
+            detail = _error_detail(resp, self.options.deadline)
             resp.close()
             raise OCIError(f"{self.host}: {what} answered {status}" + (f": {detail}" if detail else ""))
 
@@ -425,6 +488,9 @@ class RegistryClient:
         if retry_after is not None:
             delay = max(delay, retry_after)
         remaining = deadline - time.monotonic()
+        whole = self.options.deadline
+        if whole is not None and delay >= whole.left():
+            raise whole.error(f"waiting to retry {what}")
         if delay > remaining:
             raise RegistryUnavailable(
                 f"{self.host}: {what}: retry budget of {self.options.retry_budget:.0f}s exhausted"
@@ -433,13 +499,12 @@ class RegistryClient:
         log.debug("%s: retrying %s in %.2fs (attempt %d)", self.host, what, delay, attempt)
         self.options.sleep(delay)
 
-    @staticmethod
-    def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
+    def _read_limited(self, resp: requests.Response, limit: int, what: str) -> bytes:
         declared = resp.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > limit:
             resp.close()
             raise SizeLimitExceeded(f"{what}: {declared} bytes exceeds the limit of {limit}")
-        data = _DecodedRaw(resp).read(limit + 1)
+        data = self._body(resp, f"reading {what}").read(limit + 1)
         if len(data) > limit:
             resp.close()
             raise SizeLimitExceeded(f"{what}: larger than the limit of {limit} bytes")
@@ -509,7 +574,7 @@ class RegistryClient:
                 f"the descriptor says {descriptor.size}"
             )
         return VerifiedReader(
-            _DecodedRaw(resp),  # type: ignore[arg-type]
+            self._body(resp, f"reading blob {descriptor.digest}"),  # type: ignore[arg-type]
             descriptor.digest,
             descriptor.size,
             what=f"blob {descriptor.digest} in {self.host}/{repository}",

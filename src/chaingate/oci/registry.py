@@ -25,6 +25,7 @@ from chaingate.oci.interface import (
     RejectedReferrer,
     no_progress,
 )
+from chaingate.oci.registries import DeadlinePassed
 
 if TYPE_CHECKING:
     from chaingate.oci.client import RegistryClient
@@ -89,6 +90,8 @@ def check_referrers(
         seen.add(digest)
         try:
             manifest = store.get_manifest(digest)
+        except DeadlinePassed:
+            raise  # the command is over, not this referrer: what was not seen cannot be judged
         except OCIError as e:
             rejected.append(RejectedReferrer(digest, source, e.message))
             continue

@@ -94,6 +94,10 @@ class Fault:
     one with a ``status`` short-circuits the request; faults after it are not
     consulted and do not count a hit. ``hits`` is updated under the server lock,
     so it is exact even under concurrent clients.
+
+    ``drip`` sends the body one byte every ``drip`` seconds after prompt
+    headers: the slow-loris registry whose every socket read returns in time,
+    so no per-read timeout ever fires.
     """
 
     path: str
@@ -104,6 +108,7 @@ class Fault:
     delay: float = 0.0
     corrupt: bool = False
     oversize: int | None = None
+    drip: float = 0.0
     hits: int = 0
 
 
@@ -134,6 +139,7 @@ class _FaultPlan:
     headers: dict[str, str] = field(default_factory=dict)
     corrupt: bool = False
     oversize: int = 0
+    drip: float = 0.0
 
 
 @dataclass
@@ -480,7 +486,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         if body and not no_body and self.command != "HEAD":
-            self.wfile.write(body)
+            if plan.drip > 0:
+                self._drip(body, plan.drip)
+            else:
+                self.wfile.write(body)
+
+    def _drip(self, body: bytes, interval: float) -> None:
+        """One byte per ``interval`` until the body is sent, the client hangs up or the server stops."""
+        stopping = cast(_Server, self.server).registry._stopping
+        self.wfile.flush()
+        for index in range(len(body)):
+            self.wfile.write(body[index : index + 1])
+            self.wfile.flush()
+            if stopping.wait(interval):
+                self.close_connection = True
+                return
 
 
 _Route = Callable[[_Request, re.Match[str]], _Response]
@@ -622,6 +642,7 @@ class OCIRegistry:
                 plan.headers.update(fault.headers)
                 plan.corrupt = plan.corrupt or fault.corrupt
                 plan.oversize += fault.oversize or 0
+                plan.drip = max(plan.drip, fault.drip)
                 if fault.status is not None:
                     plan.status = fault.status
                     break

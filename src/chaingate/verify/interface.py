@@ -5,6 +5,8 @@ Verification runs in three stages with a narrowing trust boundary: collect
 the policy names, statements about this image) and the policy's clauses.
 Each stage hands the next only what it established, and records what it
 dropped and why, so the decision can list every attachment it did not count.
+The first two run interleaved, one bundle at a time (see ``collect``), so an
+image's bundles are never all in memory together.
 """
 
 from __future__ import annotations
@@ -44,5 +46,14 @@ class FoundBundle:
 
 @dataclass(frozen=True)
 class Collected:
-    bundles: tuple[FoundBundle, ...]
+    """Every attachment of an image: what each bundle came to, and what could not be a bundle at all.
+
+    Bundles are read and verified one at a time while they are collected, so
+    no more than one bundle's bytes are held at once; what remains of each is
+    its outcome.
+    """
+
+    #: One outcome per bundle found, in listing order: an attestation that counts, or why it does not.
+    verified: tuple[Attestation | Ignored, ...]
+    #: Attachments that are not readable Sigstore bundles (rejected referrers, other artifacts, bad blobs).
     ignored: tuple[Ignored, ...]
