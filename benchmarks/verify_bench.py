@@ -65,7 +65,21 @@ def _predicates() -> list[tuple[str, dict[str, object]]]:
             {
                 "buildDefinition": {
                     "buildType": "https://actions.github.io/buildtypes/workflow/v1",
-                    "externalParameters": {"workflow": {"repository": f"https://github.com/{REPO}"}},
+                    "externalParameters": {
+                        "workflow": {
+                            "repository": f"https://github.com/{REPO}",
+                            "path": ".github/workflows/release.yml",
+                            "ref": "refs/heads/main",
+                        }
+                    },
+                    # The commit the token's certificate names (github_actions_claims' default sha):
+                    # the gate binds provenance to its certificate's CI extensions.
+                    "resolvedDependencies": [
+                        {
+                            "uri": f"git+https://github.com/{REPO}@refs/heads/main",
+                            "digest": {"gitCommit": "a" * 40},
+                        }
+                    ],
                 },
                 "runDetails": {"builder": {"id": SAN}, "metadata": {"finishedOn": _now()}},
             },

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from chaingate import __version__
 from chaingate.errors import ChaingateError
+from chaingate.text import lines, one_line
 
 if TYPE_CHECKING:
     from chaingate.oci.registries import Registries
@@ -67,13 +68,25 @@ class ProgressPrinter:
         self.stream.flush()
 
 
-def _registries(args: argparse.Namespace) -> Registries:
-    from chaingate.oci.registries import Registries, RegistryOptions
+class _SafeFormatter(logging.Formatter):
+    """Log records quote registries and servers: each line is neutralised (see ``chaingate.text``)."""
 
+    def format(self, record: logging.LogRecord) -> str:
+        return lines(super().format(record), limit=2000, max_lines=200, continuation=2)
+
+
+def _registries(args: argparse.Namespace) -> Registries:
+    from chaingate.oci.registries import Deadline, Registries, RegistryOptions
+
+    # verify's --timeout is one deadline for the whole verify (DESIGN.md, Bounds); elsewhere it is per request.
+    verify = args.command == "verify"
+    timeout = args.timeout if args.timeout is not None else 300.0 if verify else 60.0
+    whole = Deadline.after(timeout, name="--timeout") if verify else None
     options = RegistryOptions(
         insecure_registries=frozenset(args.insecure_registry or ()),
-        read_timeout=args.timeout,
-        connect_timeout=min(args.timeout, 10.0),
+        read_timeout=min(timeout, 60.0) if verify else timeout,
+        connect_timeout=min(timeout, 10.0),
+        deadline=whole,
     )
     return Registries(options)
 
@@ -176,7 +189,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
             f"legacy tags: {len(result.legacy_tags)}"
         )
         for r in result.rejected:
-            print(f"  ignored referrer {r.digest}: {r.reason}")
+            print(f"  ignored referrer {r.digest}: {one_line(r.reason, 1000)}")
     return 0
 
 
@@ -477,10 +490,13 @@ def _iam_audit(args: argparse.Namespace, ce: Any, target: Any) -> Any:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
+    import dataclasses
+    import math
+
     from chaingate.deploy.bindings import load_bindings
     from chaingate.deploy.codeengine import CodeEngine, DeployOptions
     from chaingate.deploy.run import evaluate, gated_deploy, summary
-    from chaingate.oci.registries import Registries, RegistryOptions
+    from chaingate.oci.registries import Deadline, Registries, RegistryOptions
 
     if args.submit and not args.job:
         raise ChaingateError("--submit: only a job is run (an app serves once deployed)")
@@ -492,11 +508,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         submit=args.submit,
     )
     ce = CodeEngine.connect(region=args.region, auth=_ibm_auth(args), request_timeout=args.request_timeout)
+    deadline = Deadline.after(args.timeout, name="--timeout")
     registries = Registries(
         RegistryOptions(
             insecure_registries=frozenset(args.insecure_registry or ()),
             read_timeout=args.request_timeout,
             connect_timeout=min(args.request_timeout, 10.0),
+            # The gate (and the record attached after) cannot outlast the whole deploy's --timeout.
+            deadline=deadline,
         )
     )
     try:
@@ -508,6 +527,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             project=args.project,
             platform=_platform(args),
         )
+        # Code Engine's readiness wait gets what the gate left of --timeout, not a fresh --timeout.
+        options = dataclasses.replace(options, timeout=float(max(math.ceil(deadline.left()), 1)))
         outcome = gated_deploy(
             decision,
             ce,
@@ -538,7 +559,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if decision.verdict != "allow":
         print("  warning: deployed in warn mode although the policy denies this image")
     for warning in outcome.warnings:
-        print(f"  warning: {warning}")
+        print(f"  warning: {one_line(warning, 1000)}")
     return 0
 
 
@@ -553,16 +574,20 @@ def cmd_audit_iam(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         verdict = "passed" if report.passed else "FAILED"
-        print(f"IAM audit of project {report.project.id} ({report.project.name}) for deployer {report.deployer}: "
-              f"{verdict}")  # fmt: skip
+        print(one_line(f"IAM audit of project {report.project.id} ({report.project.name}) for deployer "
+                       f"{report.deployer}: {verdict}", 2000))  # fmt: skip
         for grant in report.grants:
             print(
-                f"  grant {grant.policy_id}: {grant.subject} holds {', '.join(grant.roles)} on {grant.scope}"
+                "  "
+                + one_line(
+                    f"grant {grant.policy_id}: {grant.subject} holds {', '.join(grant.roles)} on {grant.scope}",
+                    2000,
+                )
             )
         for profile in report.profiles_checked:
             print(f"  checked trusted profile {profile}")
         for finding in report.findings:
-            print(f"  finding: {finding.subject}: {finding.message}")
+            print(f"  finding: {one_line(finding.subject)}: {one_line(finding.message, 1000)}")
         if not report.deployer_can_write:
             print(
                 f"  note: {report.deployer} itself holds no Code Engine write role here; its deploys will fail"
@@ -585,7 +610,11 @@ def cmd_audit_bindings(args: argparse.Namespace) -> int:
         print(f"bindings of {report.target} vs {manifest.source}: {state}")
         for d in report.drift:
             print(
-                f"  {d.change}: {d.identity}: expected {d.expected or '(nothing)'}, runs {d.actual or '(nothing)'}"
+                "  "
+                + one_line(
+                    f"{d.change}: {d.identity}: expected {d.expected or '(nothing)'}, runs {d.actual or '(nothing)'}",
+                    2000,
+                )
             )
     return 0 if report.clean else EXIT_DENIED
 
@@ -606,7 +635,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="use plain HTTP for this registry host[:port] (loopback hosts always do); repeatable",
     )
     common.add_argument(
-        "--timeout", type=float, default=60.0, metavar="SECONDS", help="per-request read timeout (default 60)"
+        "--timeout",
+        type=float,
+        default=None,  # 60 per request; verify's is the whole verify's deadline, 300 (see _registries)
+        metavar="SECONDS",
+        help="per-request read timeout (default 60); for verify, the deadline of the whole verify, every "
+        "registry read included, past which it denies (default 300)",
     )
     common.add_argument(
         "--platform", metavar="OS/ARCH[/VARIANT]", help="select one platform of a multi-arch image"
@@ -836,11 +870,9 @@ def build_parser() -> argparse.ArgumentParser:
 def run(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="chaingate: %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_SafeFormatter("chaingate: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), handlers=[handler])
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
@@ -856,6 +888,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("chaingate: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        # Last resort: a parser that let something through (RecursionError, OverflowError,
+        # MemoryError, …) is still bad input or our bug, never a verdict. Exit 1 would read as
+        # "denied" to a pipeline and a traceback as a crash, so: one line, exit 2.
+        log.debug("traceback of the internal error:", exc_info=True)
+        detail = one_line(e, 300)
+        what = f"{type(e).__name__}: {detail}" if detail else type(e).__name__
+        ChaingateError(f"internal error: {what} (run with -vv for the traceback)").log_and_exit()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

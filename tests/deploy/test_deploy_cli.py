@@ -15,9 +15,9 @@ from chaingate.cli import run
 from chaingate.deploy.record import DEPLOYMENT_ARTIFACT_TYPE
 from chaingate.oci.artifact import bytes_opener
 from chaingate.oci.client import Registries
-from chaingate.oci.interface import Manifest
+from chaingate.oci.interface import Manifest, Platform
 from chaingate.oci.registry import RegistryStore
-from chaingate.testing.images import File, Layer, build_image
+from chaingate.testing.images import File, Layer, build_image, build_index
 from chaingate.testing.ociregistry import OCIRegistry
 from chaingate.testing.sigstore import SigstoreStack, github_actions_claims
 
@@ -114,6 +114,50 @@ def test_a_signed_image_is_deployed_by_the_digest_the_gate_resolved(
     assert len(cloud.fake.writes) == 1
 
 
+def test_a_platform_deploy_runs_the_platform_manifest_and_records_the_index(
+    cloud: Cloud,
+    oci_registry: OCIRegistry,
+    deploy_argv: Callable[..., list[str]],
+    sigstore_stack: SigstoreStack,
+    grant_writer: Callable[..., str],
+    registries: Registries,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Attack 2: ``--platform`` verified a child and deployed the index; now the child is what runs."""
+    repo = f"team/multi-{uuid.uuid4().hex[:8]}"
+    store = RegistryStore(registries.client(oci_registry.host), repo)
+    seed = uuid.uuid4().bytes
+    images = [
+        build_image([Layer([File("seed", seed + arch.encode())])], platform=Platform("linux", arch))
+        for arch in ("amd64", "arm64")
+    ]
+    for built in images:
+        for blob in built.blobs():
+            store.put_blob(blob.descriptor, bytes_opener(blob.data))
+        store.put_manifest(Manifest.parse(built.manifest.data, built.manifest.descriptor))
+    index = build_index(images)
+    store.put_manifest(Manifest.parse(index.index.data, index.index.descriptor), tag="v1")
+    arm = images[1].manifest.descriptor.digest
+    repository = f"{oci_registry.host}/{repo}"
+    token = sigstore_stack.mint_token(
+        "repo:org/app:ref:refs/heads/main", extra_claims=github_actions_claims(repository="org/app")
+    )
+    trust = str(sigstore_stack.trust_config_path)
+    assert run(["sign", f"{repository}:v1", "--platform", "linux/arm64", "--trust-config", trust,
+                "--identity-token", token]) == 0  # fmt: skip
+    grant_writer()
+    capsys.readouterr()
+    code = run(deploy_argv(f"{repository}:v1", "--platform", "linux/arm64", "--format", "json"))
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0, out
+    (create,) = cloud.fake.writes
+    assert create.body == {"image_reference": f"{repository}@{arm}", "name": "web"}
+    assert out["image"] == f"{repository}@{arm}" and out["digest"] == arm
+    assert out["indexDigest"] == index.digest
+    listing = store.referrers(arm, DEPLOYMENT_ARTIFACT_TYPE)
+    assert [r.descriptor.digest for r in listing.referrers] == [out["attachedAs"]]
+
+
 def test_deploy_needs_a_workload_and_submit_needs_a_job(
     cloud: Cloud, deploy_argv: Callable[..., list[str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -161,3 +205,31 @@ def test_audit_bindings_exit_codes(cloud: Cloud, tmp_path: Path, capsys: pytest.
     assert run(argv) == 1
     out = capsys.readouterr().out
     assert "removed: volume /etc/app" in out and "added: env config_map app-config" in out
+
+
+def test_a_revision_that_never_gets_ready_exits_1_naming_its_reason_and_hint(
+    cloud: Cloud,
+    image: tuple[str, str],
+    deploy_argv: Callable[..., list[str]],
+    sigstore_stack: SigstoreStack,
+    grant_writer: Callable[..., str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tag_ref, _ = image
+    token = sigstore_stack.mint_token(
+        "repo:org/app:ref:refs/heads/main", extra_claims=github_actions_claims(repository="org/app")
+    )
+    assert run(["sign", tag_ref, "--trust-config", str(sigstore_stack.trust_config_path),
+                "--identity-token", token]) == 0  # fmt: skip
+    grant_writer()
+    cloud.fake.revision_stuck = "image_pull_back_off"
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as exc:
+        run(deploy_argv(tag_ref, "--timeout", "5"))
+
+    assert exc.value.code == 1  # DESIGN.md: 1 when it failed to become ready in time
+    first, hint = capsys.readouterr().err.splitlines()[-2:]
+    assert first.startswith("chaingate: error: app 'web' in project ")
+    assert first.endswith("not ready within 5s (revision web-00001 is warning, reason image_pull_back_off)")
+    assert hint.startswith("  hint: Code Engine keeps failing to pull the image: check the registry secret")

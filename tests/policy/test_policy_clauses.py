@@ -18,6 +18,7 @@ from chaingate.policy.clauses import (
     CYCLONEDX_BOM,
     SLSA_PROVENANCE_V1,
     Attestation,
+    CertificateFacts,
     ImageFacts,
     evaluate,
     scan_findings,
@@ -131,8 +132,24 @@ def test_image_outside_a_registry_cannot_match_registries(tmp_path: Path) -> Non
     assert outcome.result == "fail" and "is not in a registry" in outcome.reason
 
 
-def test_the_newest_scan_supersedes_older_ones(tmp_path: Path) -> None:
-    rules = policy(tmp_path, "vulnerabilities: {deny: [critical]}\n")
+def test_a_newer_clean_scan_does_not_roll_back_a_critical_finding(tmp_path: Path) -> None:
+    """Attack 4: every counted scan within maxAge is judged; the verdict is monotonic."""
+    rules = policy(tmp_path, "vulnerabilities: {deny: [critical], maxAge: 7d}\n")
+    old = att(
+        COSIGN_VULN_V1,
+        _plain([{"id": "CVE-1", "severity": "critical"}]),
+        NOW - timedelta(days=3),
+        "sha256:" + "a" * 64,
+    )
+    new = att(COSIGN_VULN_V1, _plain([]), NOW - timedelta(hours=1), "sha256:" + "b" * 64)
+    outcome = result(evaluate(rules, FACTS, [old, new], now=NOW).clauses, "vulnerabilities")
+    assert outcome.result == "fail" and "CVE-1 (critical)" in outcome.reason
+    assert "2 scan(s) within maxAge" in outcome.reason
+    assert set(outcome.evidence) == {"sha256:" + "a" * 64, "sha256:" + "b" * 64}
+
+
+def test_a_scan_older_than_max_age_is_not_judged(tmp_path: Path) -> None:
+    rules = policy(tmp_path, "vulnerabilities: {deny: [critical], maxAge: 1d}\n")
     old = att(
         COSIGN_VULN_V1,
         _plain([{"id": "CVE-1", "severity": "critical"}]),
@@ -142,6 +159,41 @@ def test_the_newest_scan_supersedes_older_ones(tmp_path: Path) -> None:
     new = att(COSIGN_VULN_V1, _plain([]), NOW - timedelta(hours=1), "sha256:" + "b" * 64)
     outcome = result(evaluate(rules, FACTS, [old, new], now=NOW).clauses, "vulnerabilities")
     assert outcome.result == "pass" and outcome.evidence == ("sha256:" + "b" * 64,)
+
+
+def test_an_sbom_with_an_empty_vulnerabilities_array_is_not_a_scan(tmp_path: Path) -> None:
+    """Attack 3: a newer SBOM saying ``vulnerabilities: []`` must not mask the critical scan."""
+    rules = policy(tmp_path, "vulnerabilities: {deny: [critical]}\n")
+    scan = att(COSIGN_VULN_V1, _plain([{"id": "CVE-1", "severity": "critical"}]), NOW - timedelta(days=1))
+    bom = att(CYCLONEDX_BOM, {"bomFormat": "CycloneDX", "vulnerabilities": []}, NOW, "sha256:" + "c" * 64)
+    outcome = result(evaluate(rules, FACTS, [scan, bom], now=NOW).clauses, "vulnerabilities")
+    assert outcome.result == "fail" and "CVE-1 (critical)" in outcome.reason
+    alone = result(evaluate(rules, FACTS, [bom], now=NOW).clauses, "vulnerabilities")
+    assert alone.result == "fail" and alone.reason == "no signed vulnerability scan about this image"
+
+
+def test_an_unreadable_scan_does_not_count_and_is_never_clean(tmp_path: Path) -> None:
+    rules = policy(tmp_path, "vulnerabilities: {deny: [critical]}\n")
+    junk = att(COSIGN_VULN_V1, {"scanner": {"result": {"something": "else"}}}, NOW, "sha256:" + "d" * 64)
+    outcome = result(evaluate(rules, FACTS, [junk], now=NOW).clauses, "vulnerabilities")
+    assert outcome.result == "fail" and "no readable scan within maxAge" in outcome.reason
+    clean = att(COSIGN_VULN_V1, _plain([]), NOW, "sha256:" + "e" * 64)
+    both = result(evaluate(rules, FACTS, [junk, clean], now=NOW).clauses, "vulnerabilities")
+    assert both.result == "pass" and "not counted: sha256:dddddddddddd" in both.reason
+    assert both.evidence == ("sha256:" + "e" * 64,)
+
+
+def test_the_gate_s_own_records_never_count_for_any_clause(tmp_path: Path) -> None:
+    """Attack 1: a signed VSA (even a FAILED one) or deployment record is not a statement about the artifact."""
+    rules = policy(tmp_path)
+    vsa = att("https://slsa.dev/verification_summary/v1", {"verificationResult": "FAILED"})
+    deployed = att("https://chaingate.dev/deployment/v1", {})
+    outcome = result(evaluate(rules, FACTS, [vsa, deployed], now=NOW).clauses, "signers")
+    assert outcome.result == "fail" and "the gate's own records never count" in outcome.reason
+    custom = att("https://example.com/custom/v1", {})
+    assert result(evaluate(rules, FACTS, [custom], now=NOW).clauses, "signers").result == "fail"
+    for ptype in ("https://sigstore.dev/cosign/sign/v1", "https://spdx.dev/Document", CYCLONEDX_BOM):
+        assert result(evaluate(rules, FACTS, [att(ptype, {})], now=NOW).clauses, "signers").result == "pass"
 
 
 def _plain(vulns: list[dict[str, Any]]) -> dict[str, Any]:
@@ -303,3 +355,114 @@ def test_vsa_statement_is_an_in_toto_statement_about_the_digest(
         {"uri": f"oci://us.icr.io/team/app@sha256:{'f' * 64}", "digest": {"sha256": "f" * 64}}
     ]
     assert predicate["timeVerified"] == "2026-03-10T12:00:00Z"
+
+
+# -- provenance bound to its certificate (attack 5) ----------------------------------------------------------
+
+WORKFLOW = "https://github.com/org/app/.github/workflows/release.yml@refs/heads/main"
+CERT = CertificateFacts(
+    source_repository_uri="https://github.com/org/app",
+    source_repository_digest="a" * 40,
+    source_repository_ref="refs/heads/main",
+    build_signer_uri=WORKFLOW,
+    build_config_uri=WORKFLOW,
+    runner_environment="github-hosted",
+)
+
+
+def github_provenance(
+    *, builder: str = WORKFLOW, source: str = "https://github.com/org/app", commit: str = "a" * 40
+) -> dict[str, Any]:
+    return {
+        "buildDefinition": {
+            "buildType": "https://actions.github.io/buildtypes/workflow/v1",
+            "externalParameters": {
+                "workflow": {
+                    "ref": "refs/heads/main",
+                    "repository": source,
+                    "path": ".github/workflows/release.yml",
+                }
+            },
+            "resolvedDependencies": [
+                {"uri": f"git+{source}@refs/heads/main", "digest": {"gitCommit": commit}}
+            ],
+        },
+        "runDetails": {"builder": {"id": builder}, "metadata": {"finishedOn": "2026-03-10T11:00:00Z"}},
+    }
+
+
+def bound(predicate: dict[str, Any], cert: CertificateFacts = CERT) -> Attestation:
+    return Attestation(
+        "sha256:" + "f" * 64,
+        DIGEST,
+        "referrers-api",
+        SLSA_PROVENANCE_V1,
+        predicate,
+        NOW,
+        "me",
+        "https://issuer",
+        cert,
+    )
+
+
+PROVENANCE_RULE = f"provenance: {{builderIds: ['{WORKFLOW}', 'https://evil.example/builder'], sourceRepositories: [https://github.com/org/app, https://github.com/org/other]}}\n"
+
+
+@pytest.mark.parametrize(
+    ("predicate", "reason"),
+    [
+        (github_provenance(), None),
+        # actions/attest-build-provenance names the runner as the builder, the workflow in externalParameters
+        (github_provenance(builder="https://github.com/actions/runner/github-hosted"), "builder"),
+        # a builder the policy allows, but not the workflow that holds the certificate
+        (
+            github_provenance(builder="https://evil.example/builder"),
+            "is not the certificate's workflow or runner",
+        ),
+        # a source the policy allows, but not the repository the certificate was issued to
+        (
+            github_provenance(source="https://github.com/org/other"),
+            "source https://github.com/org/other is not the certificate's source repository",
+        ),
+        (github_provenance(commit="b" * 40), f"source commit {'b' * 40} is not the certificate's {'a' * 40}"),
+    ],
+)
+def test_provenance_must_agree_with_its_certificate(
+    tmp_path: Path, predicate: dict[str, Any], reason: str | None
+) -> None:
+    rules = policy(tmp_path, PROVENANCE_RULE)
+    outcome = result(evaluate(rules, FACTS, [bound(predicate)], now=NOW).clauses, "provenance")
+    if reason is None:
+        assert outcome.result == "pass", outcome.reason
+    elif reason == "builder":  # the runner form is bound, but the policy's builderIds do not list the runner
+        assert outcome.result == "fail" and "not in builderIds" in outcome.reason
+        assert "certificate" not in outcome.reason
+    else:
+        assert outcome.result == "fail" and reason in outcome.reason, outcome.reason
+
+
+def test_the_runner_builder_form_is_bound_to_the_runner_and_workflow(tmp_path: Path) -> None:
+    runner = "https://github.com/actions/runner/github-hosted"
+    rules = policy(tmp_path, f"provenance: {{builderIds: ['{runner}']}}\n")
+    ok = result(
+        evaluate(rules, FACTS, [bound(github_provenance(builder=runner))], now=NOW).clauses, "provenance"
+    )
+    assert ok.result == "pass", ok.reason
+    self_hosted = CertificateFacts(**{**CERT.__dict__, "runner_environment": "self-hosted"})
+    moved = bound(github_provenance(builder=runner), self_hosted)
+    outcome = result(evaluate(rules, FACTS, [moved], now=NOW).clauses, "provenance")
+    assert outcome.result == "fail" and "is not the certificate's workflow or runner" in outcome.reason
+    other_workflow = github_provenance(builder=runner)
+    other_workflow["buildDefinition"]["externalParameters"]["workflow"]["path"] = (
+        ".github/workflows/other.yml"
+    )
+    outcome = result(evaluate(rules, FACTS, [bound(other_workflow)], now=NOW).clauses, "provenance")
+    assert outcome.result == "fail" and "is not the certificate's build config" in outcome.reason
+
+
+def test_a_certificate_without_ci_extensions_binds_nothing(tmp_path: Path) -> None:
+    rules = policy(tmp_path, PROVENANCE_RULE)
+    anything = bound(
+        github_provenance(builder="https://evil.example/builder", commit="b" * 40), CertificateFacts()
+    )
+    assert result(evaluate(rules, FACTS, [anything], now=NOW).clauses, "provenance").result == "pass"

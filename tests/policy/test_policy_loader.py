@@ -230,7 +230,69 @@ MALFORMED = [
         2,
         "signers[0].issuer: unsupported YAML tag",
     ),
+    (
+        "regexp-too-deep",
+        "version: 1\nsigners: [{issuer: a, subjectRegExp: '^" + "(" * 5000 + ")" * 5000 + "$'}]\n",
+        2,
+        "signers[0].subjectRegExp: regular expression is too complex to compile",
+    ),
+    (
+        "regexp-huge-repeat",
+        "version: 1\nsigners: [{issuer: a, subjectRegExp: '^a{1,99999999999}$'}]\n",
+        2,
+        "signers[0].subjectRegExp: regular expression is too complex to compile (OverflowError)",
+    ),
+    (
+        "github-with-issuer",
+        "version: 1\nsigners:\n  - github: {repository: o/r, workflow: .github/workflows/a.yml, ref: refs/heads/main}\n"
+        "    issuer: https://evil.example\n",
+        4,
+        "signers[0].issuer: unknown key",
+    ),
+    (
+        "github-missing-ref",
+        "version: 1\nsigners: [{github: {repository: o/r, workflow: .github/workflows/a.yml}}]\n",
+        2,
+        "signers[0].github.ref: required key is missing",
+    ),
+    (
+        "github-bad-repository",
+        "version: 1\nsigners: [{github: {repository: https://github.com/o/r, workflow: .github/workflows/a.yml, "
+        "ref: refs/heads/main}}]\n",
+        2,
+        "signers[0].github.repository: 'https://github.com/o/r' is not OWNER/REPO",
+    ),
+    (
+        "github-bad-workflow",
+        "version: 1\nsigners: [{github: {repository: o/r, workflow: release.yml, ref: refs/heads/main}}]\n",
+        2,
+        "signers[0].github.workflow: 'release.yml' is not a workflow file path",
+    ),
+    (
+        "github-short-ref",
+        "version: 1\nsigners: [{github: {repository: o/r, workflow: .github/workflows/a.yml, ref: main}}]\n",
+        2,
+        "signers[0].github.ref: 'main' is not a full git ref",
+    ),
 ]
+
+
+def test_the_typed_github_signer_expands_to_certificate_claims(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "version: 1\nsigners:\n  - github: {repository: org/app, workflow: .github/workflows/release.yml, "
+        "ref: refs/tags/v1.2.0}\n",
+    )
+    (signer,) = load_policy(path, today=TODAY).signers
+    workflow = "https://github.com/org/app/.github/workflows/release.yml@refs/tags/v1.2.0"
+    assert signer.issuer == "https://token.actions.githubusercontent.com"
+    assert signer.subject == workflow and signer.subject_regexp is None
+    assert dict(signer.claims) == {
+        "buildSignerURI": workflow,
+        "sourceRepositoryURI": "https://github.com/org/app",
+        "sourceRepositoryRef": "refs/tags/v1.2.0",
+    }
+    assert signer.line == 3
 
 
 @pytest.mark.parametrize(

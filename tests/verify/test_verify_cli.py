@@ -13,6 +13,7 @@ from chaingate.cli import run
 from chaingate.errors import EXIT_DENIED, EXIT_USAGE
 from chaingate.oci import media
 from chaingate.policy.record import VSA_PREDICATE_TYPE
+from chaingate.testing.images import BuiltIndex
 from chaingate.testing.ociregistry import OCIRegistry
 
 pytestmark = [pytest.mark.sigstore, pytest.mark.registry]
@@ -180,6 +181,84 @@ def test_decision_is_signed_and_attached_with_an_identity(
     statement = json.loads(payload)
     assert statement["predicate"]["verificationResult"] == "PASSED"
     assert statement["subject"][0]["digest"] == {"sha256": pushed.digest.split(":", 1)[1]}
-    # The attached VSA is itself an attestation by a policy signer: a re-verification counts it too.
+    # The attached VSA is signed by a policy signer, but it is the gate's own record: it never counts.
     assert run([*argv, "--no-sign"]) == 0
-    assert "5 attestation(s)" in capsys.readouterr().out
+    again = capsys.readouterr().out
+    assert "4 attestation(s) counted, 1 attachment(s) ignored" in again
+    assert "is a gate's own record" in again
+
+
+def test_a_signed_denial_does_not_allow_the_next_run(
+    gate: Gate, pushed: Pushed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Attack 1, the documented GitHub setup: build, attest and verify in one workflow, one identity.
+
+    Run 1 denies the unsigned image and signs and attaches its VSA (FAILED)
+    as the workflow identity the policy names; run 2 must deny again instead
+    of counting that VSA as the image's signature.
+    """
+    argv = [
+        "verify",
+        pushed.ref,
+        "--policy",
+        str(write_policy(gate, pushed)),
+        "--trust-config",
+        str(gate.trust),
+    ]
+    first = run([*argv, "--identity-token", gate.token(), "--format", "json"])
+    record = json.loads(capsys.readouterr().out)
+    assert first == EXIT_DENIED and record["verdict"] == "deny"
+    assert record["vsaAttestation"]["signed"] is True
+    vsa_referrer = record["vsaAttestation"]["referrer"]
+    second = run([*argv, "--identity-token", gate.token(), "--format", "json"])
+    again = json.loads(capsys.readouterr().out)
+    assert second == EXIT_DENIED and again["verdict"] == "deny"
+    signers = next(c for c in again["clauses"] if c["clause"] == "signers")
+    assert signers["result"] == "fail" and "the gate's own records never count" in signers["reason"]
+    ignored = {i["digest"]: i["reason"] for i in again["ignored"]}
+    assert "is a gate's own record" in ignored[vsa_referrer]
+
+
+def test_platform_decision_names_the_platform_manifest(
+    gate: Gate, oci_registry: OCIRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Attack 2: with --platform the record, the VSA subject and the attachment name what runs."""
+    index = push_image(gate.registries, oci_registry.host, multiarch=True)
+    built = index.built
+    assert isinstance(built, BuiltIndex)
+    arm = built.images[1].manifest.descriptor
+    gate.full(index, subject=arm)
+    argv = ["verify", index.ref, "--platform", "linux/arm64", "--policy", str(write_policy(gate, index))]
+    code = run(
+        [*argv, "--trust-config", str(gate.trust), "--identity-token", gate.token(), "--format", "json"]
+    )
+    record = json.loads(capsys.readouterr().out)
+    assert code == 0, record
+    assert record["digest"] == arm.digest and record["indexDigest"] == index.digest
+    assert record["vsa"]["subject"][0]["digest"] == {"sha256": arm.digest.split(":", 1)[1]}
+    assert record["vsaAttestation"]["digest"] == arm.digest
+    on_arm = index.store.referrers(arm.digest, media.SIGSTORE_BUNDLE_V03).referrers
+    assert record["vsaAttestation"]["referrer"] in {r.descriptor.digest for r in on_arm}
+
+
+def test_hostile_strings_in_signed_payloads_stay_on_one_line(
+    gate: Gate, pushed: Pushed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Log injection: a finding id chosen by whoever wrote the scan must not start a GitHub workflow command."""
+    from verify_support import attach, statement, vuln_scan
+
+    from chaingate.policy.clauses import COSIGN_VULN_V1
+
+    gate.full(pushed)
+    scan = vuln_scan([("CVE-2024-0001\n::error::pwned\x1b[31m", "CRITICAL")])
+    attach(
+        pushed.store, pushed.descriptor, gate.ids.good.sign(statement(pushed.digest, COSIGN_VULN_V1, scan))
+    )
+    code = run(
+        ["verify", pushed.ref, "--policy", str(write_policy(gate, pushed)), "--trust-config", str(gate.trust)]
+    )
+    text = capsys.readouterr().out
+    assert code == EXIT_DENIED
+    assert "CVE-2024-0001 ::error::pwned\\x1b[31m (critical)" in text
+    assert not any(line.lstrip().startswith("::") for line in text.splitlines())
+    assert "\x1b" not in text

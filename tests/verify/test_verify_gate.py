@@ -17,9 +17,12 @@ from typing import Any
 
 import pytest
 from verify_support import (
+    BUILDER,
+    POLICY,
     REPO,
     SAN,
     SIGN_V1,
+    SOURCE,
     Gate,
     Pushed,
     attach,
@@ -116,6 +119,24 @@ def test_attestations_written_by_chaingate_attest_are_counted(gate: Gate, oci: P
 
 
 # -- who signed -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ptype", ["https://slsa.dev/verification_summary/v1", "https://chaingate.dev/deployment/v1"]
+)
+def test_the_gate_s_own_records_signed_by_a_policy_signer_never_count(
+    gate: Gate, oci: Pushed, ptype: str
+) -> None:
+    """Attack 1: a VSA (even one saying FAILED) or deployment record is not a statement about the artifact."""
+    body = {"verificationResult": "FAILED"} if "verification_summary" in ptype else {}
+    referrer = attach(oci.store, oci.descriptor, good(gate, oci, ptype, body), ptype)
+    decision = gate.verify(oci.ref, gate.policy(oci.host))
+    expect(decision, "deny", "signers", "fail", "the gate's own records never count")
+    assert f"{ptype} is a gate's own record (signed by {SAN})" in ignored_reason(decision, referrer)
+    gate.full(oci)
+    decision = gate.verify(oci.ref, gate.policy(oci.host))
+    expect(decision, "allow", "signers", "pass", "4 attestation(s)")
+    assert referrer not in clause(decision, "signers").evidence
 
 
 def test_unsigned_image_is_denied(gate: Gate, oci: Pushed) -> None:
@@ -331,45 +352,104 @@ def test_claim_of_a_future_build_cannot_make_an_attestation_fresher(gate: Gate, 
 
 def test_wrong_builder_is_denied(gate: Gate, oci: Pushed) -> None:
     predicate = provenance(builder="https://github.com/evil/ci/.github/workflows/build.yml@refs/heads/main")
-    attach(oci.store, oci.descriptor, good(gate, oci, predicate=predicate))
+    referrer = attach(oci.store, oci.descriptor, good(gate, oci, predicate=predicate))
     decision = gate.verify(oci.ref, gate.policy(oci.host))
-    expect(
-        decision,
-        "deny",
-        "provenance",
-        "fail",
-        "builder https://github.com/evil/ci/.github/workflows/build.yml@refs/heads/main is not in builderIds",
+    expect(decision, "deny", "provenance", "fail", "no signed SLSA provenance")
+    assert "builder https://github.com/evil/ci/.github/workflows/build.yml@refs/heads/main is not the " in (
+        ignored_reason(decision, referrer)
     )
 
 
 def test_wrong_source_repository_is_denied(gate: Gate, oci: Pushed) -> None:
-    attach(
+    referrer = attach(
         oci.store,
         oci.descriptor,
         good(gate, oci, predicate=provenance(source="https://github.com/org/app-evil")),
     )
     decision = gate.verify(oci.ref, gate.policy(oci.host))
-    expect(
-        decision,
-        "deny",
-        "provenance",
-        "fail",
-        "source https://github.com/org/app-evil is not in sourceRepositories",
+    expect(decision, "deny", "provenance", "fail", "no signed SLSA provenance")
+    assert "source https://github.com/org/app-evil is not the certificate's source repository" in (
+        ignored_reason(decision, referrer)
     )
 
 
-def test_slsa_v02_provenance_is_read(gate: Gate, oci: Pushed) -> None:
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"source": "https://github.com/org/other"}, "is not the certificate's source repository"),
+        (
+            {"builder": "https://github.com/org/other/.github/workflows/release.yml@refs/heads/main"},
+            "builder",
+        ),
+        ({"commit": "b" * 40}, f"source commit {'b' * 40} is not the certificate's {'a' * 40}"),
+    ],
+)
+def test_provenance_claims_the_policy_allows_but_the_certificate_contradicts_do_not_count(
+    gate: Gate, oci: Pushed, change: dict[str, str], reason: str
+) -> None:
+    """Attack 5: builderIds/sourceRepositories matched self-declared strings; now they are bound to the cert."""
     gate.full(oci)
+    other = "https://github.com/org/other"
+    predicate = provenance(
+        source=change.get("source", SOURCE),
+        builder=change.get("builder", provenance()["runDetails"]["builder"]["id"]),
+    )
+    predicate["buildDefinition"]["resolvedDependencies"][0]["digest"]["gitCommit"] = change.get(
+        "commit", "a" * 40
+    )
+    forged = attach(oci.store, oci.descriptor, good(gate, oci, predicate=predicate))
+    policy_text = POLICY.replace(
+        'sourceRepositories: ["{source}"]', f'sourceRepositories: ["{{source}}", "{other}"]'
+    ).replace(
+        'builderIds: ["{builder}"]',
+        f'builderIds: ["{{builder}}", "{other}/.github/workflows/release.yml@refs/heads/main"]',
+    )
+    decision = gate.verify(oci.ref, gate.policy(oci.host, base=policy_text))
+    expect(decision, "allow", "provenance", "pass", "source https://github.com/org/app")
+    assert forged not in clause(decision, "provenance").evidence
+    assert forged not in clause(decision, "signers").evidence
+    assert "provenance contradicts its signing certificate" in ignored_reason(decision, forged)
+    assert reason in ignored_reason(decision, forged)
+
+
+def test_the_typed_github_signer_matches_the_certificate_extensions(gate: Gate, oci: Pushed) -> None:
+    typed = POLICY.replace(
+        "  - issuer: {issuer}\n    subjectRegExp: ^https://github\\.com/org/app/\\.github/workflows/release\\.yml@refs/heads/main$\n",
+        "  - github: {{repository: org/app, workflow: .github/workflows/release.yml, ref: refs/heads/main}}\n",
+    )
+    assert typed != POLICY
+    gate.full(oci)
+    for identity in (gate.ids.lookalike, gate.ids.other_workflow, gate.ids.email):
+        attach(oci.store, oci.descriptor, identity.sign(statement(oci.digest, SIGN_V1, {})), SIGN_V1)
+    # The stack's issuer is not GitHub's: the typed form names GitHub's issuer, so nothing counts ...
+    decision = gate.verify(oci.ref, gate.policy(oci.host, base=typed))
+    expect(decision, "deny", "signers", "fail", "no attachment counts")
+    # ... and with the issuer swapped for the stack's, exactly the good workflow's four count.
+    from dataclasses import replace
+
+    policy = gate.policy(oci.host, base=typed)
+    policy = replace(policy, signers=tuple(replace(s, issuer=gate.stack.issuer_url) for s in policy.signers))
+    decision = gate.verify(oci.ref, policy)
+    expect(decision, "allow", "signers", "pass", "4 attestation(s) signed by " + SAN)
+    assert sum("matches no signers entry" in r for _, r in decision.ignored) == 3
+
+
+def test_slsa_v02_provenance_is_read(gate: Gate, oci: Pushed) -> None:
     v02 = {
-        "builder": {"id": "https://github.com/evil/builder"},
-        "invocation": {"configSource": {"uri": "git+https://github.com/org/app@refs/heads/main"}},
+        "builder": {"id": "https://github.com/org/app/.github/workflows/release.yml@refs/heads/main"},
+        "invocation": {
+            "configSource": {
+                "uri": "git+https://github.com/org/app@refs/heads/main",
+                "digest": {"sha1": "a" * 40},
+            }
+        },
         "metadata": {"buildFinishedOn": (now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")},
     }
     attach(oci.store, oci.descriptor, good(gate, oci, SLSA_PROVENANCE_V02, v02), SLSA_PROVENANCE_V02)
     base = """\
 version: 1
 signers: [{{issuer: "{issuer}", subject: "https://github.com/org/app/.github/workflows/release.yml@refs/heads/main"}}]
-provenance: {{builderIds: ["https://github.com/evil/builder"], sourceRepositories: ["{source}"], maxAge: 2d}}
+provenance: {{builderIds: ["{builder}"], sourceRepositories: ["{source}"], maxAge: 2d}}
 """
     decision = gate.verify(oci.ref, gate.policy(oci.host, base=base))
     expect(
@@ -377,7 +457,7 @@ provenance: {{builderIds: ["https://github.com/evil/builder"], sourceRepositorie
         "allow",
         "provenance",
         "pass",
-        "builder https://github.com/evil/builder, source git+https://github.com/org/app@refs/heads/main, age 1d",
+        f"builder {BUILDER}, source git+https://github.com/org/app@refs/heads/main, age 1d",
     )
 
 
@@ -389,21 +469,15 @@ def test_critical_vulnerability_is_denied(gate: Gate, oci: Pushed) -> None:
     scan = vuln_scan([("CVE-2024-0001", "CRITICAL"), ("CVE-2024-0002", "MEDIUM")])
     attach(oci.store, oci.descriptor, good(gate, oci, COSIGN_VULN_V1, scan), COSIGN_VULN_V1)
     decision = gate.verify(oci.ref, gate.policy(oci.host))
-    expect(
-        decision,
-        "deny",
-        "vulnerabilities",
-        "fail",
-        "denied findings in the scan of ",
-    )
+    expect(decision, "deny", "vulnerabilities", "fail", "denied findings in 2 scan(s) within maxAge")
     # The scan's age depends on the clock ticking between signing and verifying: match any whole seconds.
     assert re.search(
-        r"scan of \d+s ago: CVE-2024-0001 \(critical\)$", clause(decision, "vulnerabilities").reason
+        r"\(newest \d+s ago\): CVE-2024-0001 \(critical\)$", clause(decision, "vulnerabilities").reason
     )
     assert "CVE-2024-0002" not in clause(decision, "vulnerabilities").reason
 
 
-def test_denied_id_in_a_cyclonedx_sbom_with_vulnerabilities_is_denied(gate: Gate, oci: Pushed) -> None:
+def test_denied_id_as_an_alias_in_a_cyclonedx_scan_is_denied(gate: Gate, oci: Pushed) -> None:
     gate.full(oci)
     vulns = [
         {
@@ -412,15 +486,58 @@ def test_denied_id_in_a_cyclonedx_sbom_with_vulnerabilities_is_denied(gate: Gate
             "references": [{"id": "CVE-2024-3094"}],
         }
     ]
-    attach(
-        oci.store, oci.descriptor, good(gate, oci, CYCLONEDX_BOM, sbom(vulnerabilities=vulns)), CYCLONEDX_BOM
-    )
+    scan = vuln_scan([])
+    scan["scanner"]["result"] = {**sbom(vulnerabilities=vulns)}
+    attach(oci.store, oci.descriptor, good(gate, oci, COSIGN_VULN_V1, scan), COSIGN_VULN_V1)
     decision = gate.verify(oci.ref, gate.policy(oci.host))
     expect(decision, "deny", "vulnerabilities", "fail", "GHSA-xxxx-yyyy-zzzz (low)")
 
 
-def test_unreadable_scan_result_fails_closed(gate: Gate, oci: Pushed) -> None:
+def test_a_finding_with_only_a_cvss_vector_is_rated_from_it(gate: Gate, oci: Pushed) -> None:
+    """Attack 6: OSV and distro records often carry only a vector; a 9.8 must not pass ``deny: [critical]``."""
     gate.full(oci)
+    scan = vuln_scan([])
+    scan["scanner"]["result"] = {
+        "Results": [
+            {
+                "Target": "image",
+                "Vulnerabilities": [
+                    {
+                        "VulnerabilityID": "CVE-2024-0009",
+                        "CVSS": {"nvd": {"V3Vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}},
+                    }
+                ],
+            }
+        ]
+    }
+    attach(oci.store, oci.descriptor, good(gate, oci, COSIGN_VULN_V1, scan), COSIGN_VULN_V1)
+    decision = gate.verify(oci.ref, gate.policy(oci.host))
+    expect(decision, "deny", "vulnerabilities", "fail", "CVE-2024-0009 (critical)")
+
+
+def test_a_newer_sbom_with_no_vulnerabilities_does_not_mask_a_critical_scan(gate: Gate, oci: Pushed) -> None:
+    """Attack 3: an SBOM's own ``vulnerabilities: []`` is not a scan."""
+    gate.full(oci)
+    critical = vuln_scan([("CVE-2024-0001", "CRITICAL")], finished=now() - timedelta(hours=2))
+    attach(oci.store, oci.descriptor, good(gate, oci, COSIGN_VULN_V1, critical), COSIGN_VULN_V1)
+    attach(oci.store, oci.descriptor, good(gate, oci, CYCLONEDX_BOM, sbom(vulnerabilities=[])), CYCLONEDX_BOM)
+    decision = gate.verify(oci.ref, gate.policy(oci.host))
+    expect(decision, "deny", "vulnerabilities", "fail", "CVE-2024-0001 (critical)")
+
+
+def test_a_newer_clean_scan_does_not_roll_back_a_critical_one(gate: Gate, oci: Pushed) -> None:
+    """Attack 4: every counted scan within maxAge is judged (monotonic), not only the newest."""
+    critical = vuln_scan([("CVE-2024-0001", "CRITICAL")], finished=now() - timedelta(hours=6))
+    attach(oci.store, oci.descriptor, good(gate, oci, COSIGN_VULN_V1, critical), COSIGN_VULN_V1)
+    gate.full(oci)  # its clean scan is newer
+    decision = gate.verify(oci.ref, gate.policy(oci.host))
+    expect(decision, "deny", "vulnerabilities", "fail", "denied findings in 2 scan(s) within maxAge")
+    # Once the critical scan is older than maxAge (1d), only the fresh clean scan is judged.
+    later = gate.verify(oci.ref, gate.policy(oci.host), now=now() + timedelta(hours=20))
+    expect(later, "allow", "vulnerabilities", "pass", "1 scan(s) within maxAge")
+
+
+def test_unreadable_scan_result_fails_closed(gate: Gate, oci: Pushed) -> None:
     scan = vuln_scan([])
     scan["scanner"]["result"] = {"runs": [{"results": [{"ruleId": "CVE-2024-0001"}]}]}  # SARIF: not read
     referrer = attach(oci.store, oci.descriptor, good(gate, oci, COSIGN_VULN_V1, scan), COSIGN_VULN_V1)
@@ -430,8 +547,12 @@ def test_unreadable_scan_result_fails_closed(gate: Gate, oci: Pushed) -> None:
         "deny",
         "vulnerabilities",
         "fail",
-        f"{referrer[:19]}: the scan result is in no format chaingate reads",
+        f"no readable scan within maxAge: {referrer[:19]}: the scan result is in no format chaingate reads",
     )
+    # Beside a readable scan it does not count, and says so: never read as a clean scan.
+    gate.full(oci)
+    decision = gate.verify(oci.ref, gate.policy(oci.host))
+    expect(decision, "allow", "vulnerabilities", "pass", f"not counted: {referrer[:19]}")
 
 
 # -- quarantine and exceptions ---------------------------------------------------------------------------------
@@ -743,8 +864,9 @@ def test_multiarch_attestations_on_the_index_count(gate: Gate, oci_registry: OCI
     pushed = push_image(gate.registries, oci_registry.host, multiarch=True)
     gate.full(pushed)
     decision = gate.verify(pushed.ref, gate.policy(pushed.host), platform=Platform("linux", "arm64"))
+    arm = _platform_descriptor(pushed, 1).digest
     expect(
-        decision, "allow", "image", "pass", f"(platform manifest {_platform_descriptor(pushed, 1).digest})"
+        decision, "allow", "image", "pass", f"resolved to {arm} (platform manifest of index {pushed.digest})"
     )
 
 
@@ -756,7 +878,10 @@ def test_multiarch_attestations_on_the_selected_platform_count(gate: Gate, oci_r
     gate.full(pushed, subject=arm)
     selected = gate.verify(pushed.ref, gate.policy(pushed.host), platform=Platform("linux", "arm64"))
     expect(selected, "allow", "signers", "pass", "4 attestation(s)")
-    assert selected.digest == pushed.digest and selected.platform_digest == arm.digest
+    # Attack 2: what runs is the platform manifest; the decision and its VSA name it, the index goes beside.
+    assert selected.digest == arm.digest and selected.index_digest == pushed.digest
+    assert selected.record()["digest"] == arm.digest and selected.record()["indexDigest"] == pushed.digest
+    assert selected.vsa_statement()["subject"][0]["digest"] == {"sha256": arm.digest.split(":", 1)[1]}
     other = gate.verify(pushed.ref, gate.policy(pushed.host), platform=Platform("linux", "amd64"))
     expect(other, "deny", "signers", "fail", "no attachment counts")
     unselected = gate.verify(pushed.ref, gate.policy(pushed.host))

@@ -53,6 +53,11 @@ class Decision(Protocol):
     def digest(self) -> str: ...
 
     @property
+    def index_digest(self) -> str | None:
+        """The multi-arch index :attr:`digest` was selected from with ``--platform`` (recorded beside it)."""
+        ...
+
+    @property
     def repository(self) -> str: ...
 
     @property

@@ -58,6 +58,7 @@ def deployment_record(
         "mediaType": DEPLOYMENT_ARTIFACT_TYPE,
         "image": result.image_reference,
         "digest": decision.digest,
+        **({"indexDigest": decision.index_digest} if decision.index_digest else {}),
         "platform": "ibm-code-engine",
         "project": {
             "id": project.id,

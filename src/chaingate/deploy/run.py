@@ -31,6 +31,7 @@ from chaingate.deploy.record import attach_deployment, canonical_json, deployer_
 from chaingate.errors import ChaingateError
 from chaingate.oci.client import Registries
 from chaingate.oci.interface import Descriptor
+from chaingate.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ def gated_deploy(
         except Exception as e:
             # The image already runs: whatever goes wrong with the registry now must not read as a failed
             # deploy (a pipeline would retry a deploy that succeeded), so it is reported, not raised.
-            detail = e.message if isinstance(e, ChaingateError) else f"{type(e).__name__}: {e}"
+            detail = e.message if isinstance(e, ChaingateError) else f"{type(e).__name__}: {one_line(e)}"
             message = f"deployed, but the deployment record was not attached to {image_reference}: {detail}"
             log.warning("%s", message)
             outcome.warnings.append(message)

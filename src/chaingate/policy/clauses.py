@@ -15,11 +15,15 @@ fresher than its signature nor hide that it describes an old build.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from chaingate.policy.findings import CYCLONEDX_BOM as CYCLONEDX_BOM
+from chaingate.policy.findings import SEVERITY_RANK, Finding, is_cyclonedx
+from chaingate.policy.findings import get_path as _get
+from chaingate.policy.findings import scan_findings as scan_findings
 from chaingate.policy.interface import ClauseResult, Result
 from chaingate.policy.model import (
     Policy,
@@ -32,13 +36,42 @@ from chaingate.policy.model import (
 
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 SLSA_PROVENANCE_V02 = "https://slsa.dev/provenance/v0.2"
-CYCLONEDX_BOM = "https://cyclonedx.org/bom"
 COSIGN_VULN_V1 = "https://cosign.sigstore.dev/attestation/vuln/v1"
+COSIGN_SIGN_V1 = "https://sigstore.dev/cosign/sign/v1"
+SPDX_DOCUMENT = "https://spdx.dev/Document"
+#: The gate's own outputs. They describe a decision, not the artifact, so they never count towards any
+#: clause whoever signed them: otherwise run 1's signed denial record would be run 2's signature.
+GATE_RECORD_TYPES = ("https://slsa.dev/verification_summary/", "https://chaingate.dev/deployment/")
+#: GitHub's build type (actions/attest-build-provenance): its builder id is the runner, not the workflow.
+GITHUB_RUNNER_BUILDER = "/actions/runner/"
 #: Exceptions this close to their end are reported, so they are renewed or fixed in time.
 EXPIRY_WARNING = timedelta(days=14)
 #: How many denied findings a reason names before summarising the rest.
 _MAX_NAMED = 5
-_SEVERITY_RANK = {"critical": 5, "high": 4, "medium": 3, "low": 2, "none": 1, "unknown": 0}
+
+
+@dataclass(frozen=True)
+class CertificateFacts:
+    """The build facts Fulcio's CI extensions (1.3.6.1.4.1.57264.1.9-.22) put in a signing certificate.
+
+    They come from the OIDC token of the CI system, not from the signer's
+    payload, so a provenance that contradicts them was not written by the
+    build the certificate vouches for.
+    """
+
+    source_repository_uri: str | None = None
+    source_repository_digest: str | None = None
+    source_repository_ref: str | None = None
+    build_signer_uri: str | None = None
+    build_config_uri: str | None = None
+    runner_environment: str | None = None
+
+    @property
+    def present(self) -> bool:
+        return any(
+            (self.source_repository_uri, self.source_repository_digest, self.build_signer_uri,
+             self.build_config_uri)
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -56,6 +89,22 @@ class Attestation:
     signed_at: datetime
     signer: str
     issuer: str
+    #: What the signing certificate's Fulcio CI extensions say about the build (all None without them).
+    certificate: CertificateFacts = field(default_factory=CertificateFacts)
+
+
+def is_artifact_statement(predicate_type: str) -> bool:
+    """Whether a statement of this type is about the artifact (DESIGN.md: only those count for ``signers``)."""
+    return (
+        predicate_type in (COSIGN_SIGN_V1, SLSA_PROVENANCE_V1, SLSA_PROVENANCE_V02, COSIGN_VULN_V1)
+        or is_cyclonedx(predicate_type)
+        or predicate_type == SPDX_DOCUMENT
+        or predicate_type.startswith(SPDX_DOCUMENT + "/")
+    )
+
+
+def is_gate_record(predicate_type: str) -> bool:
+    return predicate_type.startswith(GATE_RECORD_TYPES)
 
 
 @dataclass(frozen=True)
@@ -67,27 +116,16 @@ class ImageFacts:
     repository: str | None
     #: Whether the reference itself carried a digest (``requireDigest``).
     pinned: bool
-    #: The manifest digest the reference resolved to; None when the image could not be read.
+    #: The verified manifest digest: what runs (the platform manifest's with ``--platform``); None when
+    #: the image could not be read.
     digest: str | None
-    #: The platform manifest selected inside a multi-arch index, if any.
-    platform_digest: str | None = None
+    #: The multi-arch index the platform manifest was selected from, if any.
+    index_digest: str | None = None
 
     @property
     def digests(self) -> tuple[str, ...]:
-        return tuple(d for d in (self.digest, self.platform_digest) if d)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One vulnerability as a scan reports it, severity normalised to :data:`SEVERITIES` plus ``none``."""
-
-    id: str
-    severity: str
-    aliases: frozenset[str] = frozenset()
-
-    @property
-    def names(self) -> frozenset[str]:
-        return self.aliases | {self.id}
+        """Both digests, so a quarantine or exception naming either the index or the platform applies."""
+        return tuple(d for d in (self.digest, self.index_digest) if d)
 
 
 @dataclass(frozen=True)
@@ -110,6 +148,8 @@ def evaluate(
     policy: Policy, facts: ImageFacts, attestations: Sequence[Attestation], *, now: datetime
 ) -> Evaluation:
     """Every policy clause's result (exceptions applied) and the warnings about exceptions."""
+    # The gate's own records never count, whatever the caller passed (the gate lists them as ignored).
+    attestations = [a for a in attestations if not is_gate_record(a.predicate_type)]
     warnings: list[str] = []
     outcomes: list[tuple[str, _Outcome]] = [
         ("registries", _registries(policy, facts)),
@@ -240,9 +280,12 @@ def _quarantine(policy: Policy, facts: ImageFacts) -> _Outcome:
 
 
 def _signers(attestations: Sequence[Attestation]) -> _Outcome:
+    attestations = [a for a in attestations if is_artifact_statement(a.predicate_type)]
     if not attestations:
         return _Outcome(
-            "fail", "no attachment counts: nothing verified, signed by a policy signer and about this image"
+            "fail",
+            "no attachment counts: nothing verified, signed by a policy signer and about this image "
+            "(a signature, provenance, SBOM or scan; the gate's own records never count)",
         )
     kinds = sorted({a.predicate_type for a in attestations})
     signers = sorted({a.signer for a in attestations})
@@ -265,8 +308,8 @@ def _provenance(rule: ProvenanceRule | None, attestations: Sequence[Attestation]
     good: list[tuple[Attestation, str]] = []
     problems: list[str] = []
     for att in found:
-        builder, source, claimed = _provenance_facts(att)
-        issues: list[str] = []
+        builder, source, commit, claimed = _provenance_facts(att)
+        issues = certificate_disagreements(att, builder, source, commit)
         if rule.builder_ids and builder not in rule.builder_ids:
             issues.append(f"builder {builder or 'none'} is not in builderIds")
         if allowed_sources and (source is None or _normal_repository(source) not in allowed_sources):
@@ -293,7 +336,7 @@ def _provenance(rule: ProvenanceRule | None, attestations: Sequence[Attestation]
 def _sbom(rule: SbomRule | None, attestations: Sequence[Attestation], now: datetime) -> _Outcome:
     if rule is None:
         return _Outcome("skipped", "the policy has no sbom clause")
-    found = [a for a in attestations if _is_cyclonedx(a.predicate_type)]
+    found = [a for a in attestations if is_cyclonedx(a.predicate_type)]
     if not found:
         if rule.required:
             return _Outcome("fail", "no signed CycloneDX SBOM about this image")
@@ -318,46 +361,62 @@ def _sbom(rule: SbomRule | None, attestations: Sequence[Attestation], now: datet
 def _vulnerabilities(
     rule: VulnerabilityRule | None, attestations: Sequence[Attestation], now: datetime
 ) -> _Outcome:
+    """Monotonic: every counted scan within ``maxAge`` is judged, and a denied finding in any of them denies.
+
+    Only explicit scan statements count (an SBOM's own ``vulnerabilities`` is
+    not a scan), and no scan can hide another: neither a newer clean one nor
+    an empty SBOM rolls back what an older fresh scan found.
+    """
     if rule is None:
         return _Outcome("skipped", "the policy has no vulnerabilities clause")
-    scans = [
-        a for a in attestations if a.predicate_type == COSIGN_VULN_V1 or _is_cyclonedx_with_vulnerabilities(a)
-    ]
+    scans = [a for a in attestations if a.predicate_type == COSIGN_VULN_V1]
     if not scans:
         if rule.required:
             return _Outcome("fail", "no signed vulnerability scan about this image")
         return _Outcome("skipped", "no vulnerability scan attached (not required)")
     aged = sorted(((age_of(a, _scan_time(a), now), a) for a in scans), key=lambda t: t[0])
-    newest_age = aged[0][0]
-    newest = [a for age, a in aged if age == newest_age]
-    evidence = _evidence(newest)
-    if rule.max_age is not None and newest_age > rule.max_age:
+    fresh = [(age, a) for age, a in aged if rule.max_age is None or age <= rule.max_age]
+    if not fresh:
+        assert rule.max_age is not None
         return _Outcome(
             "fail",
-            f"the newest scan is {format_duration(newest_age)} old, older than maxAge {format_duration(rule.max_age)}",
-            evidence,
+            f"the newest scan is {format_duration(aged[0][0])} old, older than maxAge "
+            f"{format_duration(rule.max_age)}",
+            _evidence(a for _, a in aged[:1]),
         )
-    findings: list[Finding] = []
-    for att in newest:
+    judged: list[tuple[timedelta, Attestation, list[Finding]]] = []
+    unreadable: list[str] = []
+    for age, att in fresh:
         read = scan_findings(att.predicate_type, att.predicate)
         if read is None:
-            return _Outcome(
-                "fail", f"{_short(att.referrer)}: the scan result is in no format chaingate reads", evidence
-            )
-        findings.extend(read)
-    denied = [f for f in findings if f.severity in rule.deny or (f.names & rule.deny_ids)]
+            unreadable.append(f"{_short(att.referrer)}: the scan result is in no format chaingate reads")
+        else:
+            judged.append((age, att, read))
+    if not judged:
+        return _Outcome(
+            "fail" if rule.required else "skipped",
+            "no readable scan within maxAge: " + " | ".join(unreadable),
+            _evidence(a for _, a in fresh),
+        )
+    evidence = _evidence(a for _, a, _ in judged)
+    denied: dict[str, Finding] = {}
+    total: set[str] = set()
+    for _, _, findings in judged:
+        for finding in findings:
+            total.add(finding.id)
+            if finding.severity in rule.deny or (finding.names & rule.deny_ids):
+                denied.setdefault(finding.id, finding)
+    scans_text = f"{len(judged)} scan(s) within maxAge (newest {format_duration(judged[0][0])} ago)"
+    note = f"; not counted: {' | '.join(unreadable)}" if unreadable else ""
     if denied:
+        findings_denied = tuple(denied.values())
         return _Outcome(
             "fail",
-            f"denied findings in the scan of {format_duration(newest_age)} ago: {_name_findings(denied)}",
+            f"denied findings in {scans_text}: {_name_findings(findings_denied)}{note}",
             evidence,
-            tuple(denied),
+            findings_denied,
         )
-    return _Outcome(
-        "pass",
-        f"scan of {format_duration(newest_age)} ago: {len(findings)} finding(s), none denied",
-        evidence,
-    )
+    return _Outcome("pass", f"{scans_text}: {len(total)} finding(s), none denied{note}", evidence)
 
 
 # -- reading predicates -------------------------------------------------------------------------------
@@ -380,14 +439,6 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _get(doc: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(doc, Mapping):
-            return None
-        doc = doc.get(key)
-    return doc
-
-
 def _time_at(doc: Any, *path: str) -> datetime | None:
     return parse_time(_get(doc, *path))
 
@@ -400,8 +451,8 @@ def _first_time(doc: Any, *paths: tuple[str, ...]) -> datetime | None:
     return None
 
 
-def _provenance_facts(att: Attestation) -> tuple[str | None, str | None, datetime | None]:
-    """(builder id, primary source repository, claimed build time) of a SLSA v1 or v0.2 predicate."""
+def _provenance_facts(att: Attestation) -> tuple[str | None, str | None, str | None, datetime | None]:
+    """(builder id, primary source repository, its commit, claimed build time) of SLSA v1 or v0.2."""
     p = att.predicate
     if att.predicate_type == SLSA_PROVENANCE_V1:
         builder = _get(p, "runDetails", "builder", "id")
@@ -413,32 +464,95 @@ def _provenance_facts(att: Attestation) -> tuple[str | None, str | None, datetim
         if not isinstance(source, str):
             candidate = _get(external, "source")
             source = candidate if isinstance(candidate, str) else _get(candidate, "uri")
-        if not isinstance(source, str):
-            source = _git_dependency(_get(p, "buildDefinition", "resolvedDependencies"))
+        dependency = _git_dependency(_get(p, "buildDefinition", "resolvedDependencies"), source)
     else:
         builder = _get(p, "builder", "id")
         claimed = _first_time(p, ("metadata", "buildFinishedOn"), ("metadata", "buildStartedOn"))
-        source = _get(p, "invocation", "configSource", "uri")
-        if not isinstance(source, str):
-            source = _git_dependency(_get(p, "materials"))
+        config = _get(p, "invocation", "configSource")
+        source = _get(config, "uri")
+        dependency = (source, _commit(_get(config, "digest"))) if isinstance(source, str) else None
+        if dependency is None or dependency[1] is None:
+            dependency = _git_dependency(_get(p, "materials"), source) or dependency
+    if not isinstance(source, str) and dependency is not None:
+        source = dependency[0]
     return (
         builder if isinstance(builder, str) else None,
         source if isinstance(source, str) else None,
+        dependency[1] if dependency is not None else None,
         claimed,
     )
 
 
-def _git_dependency(entries: Any) -> str | None:
-    """The first dependency that is a git source (``git+…`` URI, or pinned by a git commit)."""
+def _commit(digest: Any) -> str | None:
+    if not isinstance(digest, Mapping):
+        return None
+    value = digest.get("gitCommit", digest.get("sha1"))
+    return value.lower() if isinstance(value, str) else None
+
+
+def _git_dependency(entries: Any, source: Any) -> tuple[str, str | None] | None:
+    """(uri, commit) of the git source among ``entries``: the one naming ``source``, else the first git one."""
     if not isinstance(entries, list):
         return None
+    candidates: list[tuple[str, str | None]] = []
     for entry in entries:
         uri = _get(entry, "uri")
-        digest = _get(entry, "digest")
-        is_git = isinstance(digest, Mapping) and ("gitCommit" in digest or "sha1" in digest)
-        if isinstance(uri, str) and (uri.startswith("git+") or is_git):
-            return uri
-    return None
+        commit = _commit(_get(entry, "digest"))
+        if isinstance(uri, str) and (uri.startswith("git+") or commit is not None):
+            candidates.append((uri, commit))
+    if isinstance(source, str):
+        wanted = _normal_repository(source)
+        for uri, commit in candidates:
+            if _normal_repository(uri) == wanted:
+                return uri, commit
+    return candidates[0] if candidates else None
+
+
+def provenance_disagreements(att: Attestation) -> list[str]:
+    """:func:`certificate_disagreements` of a provenance attestation, its facts read here."""
+    builder, source, commit, _ = _provenance_facts(att)
+    return certificate_disagreements(att, builder, source, commit)
+
+
+def certificate_disagreements(
+    att: Attestation, builder: str | None, source: str | None, commit: str | None
+) -> list[str]:
+    """Where a provenance contradicts the CI facts of its own signing certificate (empty: it agrees).
+
+    Modelled on slsa-verifier and ``gh attestation verify``: the certificate's
+    source repository and commit come from the CI system's OIDC token, so the
+    provenance must name the same ones; its builder must be the workflow that
+    signed (build signer URI) or ran (build config URI), or, for GitHub's own
+    build type, the runner environment the certificate names. A certificate
+    without CI extensions (an e-mail identity, a Kubernetes service account)
+    binds nothing here; the policy's signers and builderIds still apply.
+    """
+    cert = att.certificate
+    if not cert.present:
+        return []
+    issues: list[str] = []
+    if cert.source_repository_uri is not None and (
+        source is None or _normal_repository(source) != _normal_repository(cert.source_repository_uri)
+    ):
+        issues.append(
+            f"source {source or 'none'} is not the certificate's source repository {cert.source_repository_uri}"
+        )
+    if cert.source_repository_digest is not None and commit != cert.source_repository_digest.lower():
+        issues.append(
+            f"source commit {commit or 'none'} is not the certificate's {cert.source_repository_digest}"
+        )
+    builders = {u for u in (cert.build_signer_uri, cert.build_config_uri) if u}
+    if cert.runner_environment and cert.source_repository_uri:
+        parts = urlsplit(cert.source_repository_uri)
+        builders.add(f"{parts.scheme}://{parts.netloc}{GITHUB_RUNNER_BUILDER}{cert.runner_environment}")
+    if builders and builder not in builders:
+        issues.append(f"builder {builder or 'none'} is not the certificate's workflow or runner")
+    workflow = _get(att.predicate, "buildDefinition", "externalParameters", "workflow")
+    if cert.build_config_uri and isinstance(workflow, Mapping) and att.predicate_type == SLSA_PROVENANCE_V1:
+        named = f"{workflow.get('repository')}/{workflow.get('path')}@{workflow.get('ref')}"
+        if named != cert.build_config_uri:
+            issues.append(f"workflow {named} is not the certificate's build config {cert.build_config_uri}")
+    return issues
 
 
 def _normal_repository(uri: str) -> str:
@@ -448,144 +562,8 @@ def _normal_repository(uri: str) -> str:
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}"
 
 
-def _is_cyclonedx(predicate_type: str) -> bool:
-    return predicate_type == CYCLONEDX_BOM or predicate_type.startswith(CYCLONEDX_BOM + "/")
-
-
-def _is_cyclonedx_with_vulnerabilities(att: Attestation) -> bool:
-    return _is_cyclonedx(att.predicate_type) and isinstance(att.predicate.get("vulnerabilities"), list)
-
-
 def _scan_time(att: Attestation) -> datetime | None:
-    if att.predicate_type == COSIGN_VULN_V1:
-        return _first_time(att.predicate, ("metadata", "scanFinishedOn"), ("metadata", "scanStartedOn"))
-    return _time_at(att.predicate, "metadata", "timestamp")
-
-
-def scan_findings(predicate_type: str, predicate: Mapping[str, Any]) -> list[Finding] | None:
-    """The findings of a vulnerability scan predicate; None when its format is not one chaingate reads.
-
-    Read: CycloneDX (``vulnerabilities``), cosign's vuln/v1 wrapping a
-    CycloneDX, Trivy (``Results[].Vulnerabilities``), Grype (``matches``),
-    osv-scanner (``results[].packages[].vulnerabilities``) or a plain
-    ``vulnerabilities: [{id, severity, aliases}]`` result.
-    """
-    if _is_cyclonedx(predicate_type):
-        return _cyclonedx_findings(predicate.get("vulnerabilities"))
-    result = _get(predicate, "scanner", "result")
-    if not isinstance(result, Mapping):
-        return None
-    if isinstance(result.get("vulnerabilities"), list):
-        if result.get("bomFormat") == "CycloneDX":
-            return _cyclonedx_findings(result["vulnerabilities"])
-        return _plain_findings(result["vulnerabilities"])
-    if isinstance(result.get("Results"), list):
-        return _trivy_findings(result["Results"])
-    if isinstance(result.get("matches"), list):
-        return _grype_findings(result["matches"])
-    if isinstance(result.get("results"), list):
-        return _osv_findings(result["results"])
-    return None
-
-
-def _severity(value: Any) -> str:
-    text = value.lower() if isinstance(value, str) else ""
-    if text in ("critical", "high", "medium", "low", "none"):
-        return text
-    if text == "moderate":
-        return "medium"
-    if text == "negligible":
-        return "low"
-    if text in ("info", "informational"):
-        return "none"
-    return "unknown"
-
-
-def _ids(values: Any, key: str) -> frozenset[str]:
-    """Alias ids from a list of strings or of objects carrying ``key`` (scanners differ)."""
-    out: set[str] = set()
-    if isinstance(values, list):
-        for value in values:
-            ident = value.get(key) if isinstance(value, Mapping) else value
-            if isinstance(ident, str):
-                out.add(ident)
-    return frozenset(out)
-
-
-def _cyclonedx_findings(vulnerabilities: Any) -> list[Finding] | None:
-    if not isinstance(vulnerabilities, list):
-        return None
-    out: list[Finding] = []
-    for v in vulnerabilities:
-        ident = _get(v, "id")
-        if not isinstance(ident, str):
-            return None
-        ratings = _get(v, "ratings")
-        severities = [_severity(_get(r, "severity")) for r in ratings] if isinstance(ratings, list) else []
-        severity = max(severities, key=lambda s: _SEVERITY_RANK[s]) if severities else "unknown"
-        out.append(Finding(ident, severity, _ids(_get(v, "references"), "id")))
-    return out
-
-
-def _plain_findings(vulnerabilities: list[Any]) -> list[Finding] | None:
-    out: list[Finding] = []
-    for v in vulnerabilities:
-        ident = _get(v, "id")
-        if not isinstance(ident, str):
-            return None
-        out.append(Finding(ident, _severity(_get(v, "severity")), _ids(_get(v, "aliases"), "id")))
-    return out
-
-
-def _trivy_findings(results: list[Any]) -> list[Finding] | None:
-    out: list[Finding] = []
-    for result in results:
-        vulns = _get(result, "Vulnerabilities")
-        if vulns is None:
-            continue
-        if not isinstance(vulns, list):
-            return None
-        for v in vulns:
-            ident = _get(v, "VulnerabilityID")
-            if not isinstance(ident, str):
-                return None
-            out.append(Finding(ident, _severity(_get(v, "Severity"))))
-    return out
-
-
-def _grype_findings(matches: list[Any]) -> list[Finding] | None:
-    out: list[Finding] = []
-    for match in matches:
-        ident = _get(match, "vulnerability", "id")
-        if not isinstance(ident, str):
-            return None
-        out.append(
-            Finding(
-                ident,
-                _severity(_get(match, "vulnerability", "severity")),
-                _ids(_get(match, "relatedVulnerabilities"), "id"),
-            )
-        )
-    return out
-
-
-def _osv_findings(results: list[Any]) -> list[Finding] | None:
-    out: list[Finding] = []
-    for result in results:
-        packages = _get(result, "packages")
-        if not isinstance(packages, list):
-            return None
-        for package in packages:
-            vulns = _get(package, "vulnerabilities") or []
-            if not isinstance(vulns, list):
-                return None
-            for v in vulns:
-                ident = _get(v, "id")
-                if not isinstance(ident, str):
-                    return None
-                severity = _get(v, "database_specific", "severity")
-                out.append(Finding(ident, _severity(severity), _ids(_get(v, "aliases"), "id")))
-    return out
+    return _first_time(att.predicate, ("metadata", "scanFinishedOn"), ("metadata", "scanStartedOn"))
 
 
 # -- formatting ---------------------------------------------------------------------------------------
@@ -600,7 +578,7 @@ def _short(digest: str) -> str:
 
 
 def _name_findings(findings: Sequence[Finding]) -> str:
-    ordered = sorted(findings, key=lambda f: (-_SEVERITY_RANK[f.severity], f.id))
+    ordered = sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.id))
     named = ", ".join(f"{f.id} ({f.severity})" for f in ordered[:_MAX_NAMED])
     if len(ordered) > _MAX_NAMED:
         named += f" and {len(ordered) - _MAX_NAMED} more"

@@ -43,19 +43,26 @@ from chaingate.policy.model import (
     SbomRule,
     Signer,
     VulnerabilityRule,
+    github_signer,
     glob_problem,
     parse_duration,
 )
+from chaingate.safeyaml import YAMLShapeError, check_shape
 
 #: A policy is a page of YAML; a file far larger is a mistake (or an attack on the parser).
 MAX_POLICY_BYTES = 1024 * 1024
 #: Quarantine lists can be long (incident response), but not unbounded.
 MAX_QUARANTINE_FILE_BYTES = 16 * 1024 * 1024
+#: A policy nests four or five levels; the bound keeps PyYAML's recursive composer far from the stack's end.
+MAX_POLICY_DEPTH = 64
 #: The only scalar types a policy holds; anything else (``!!python/…``, ``!!binary``) is refused.
 _SCALAR_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "bool", "null", "float", "timestamp")
 )
-_SHA256 = re.compile(r"^sha256:[a-f0-9]{64}$")
+_SHA256 = re.compile(r"^sha256:[a-f0-9]{64}\Z")
+_GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}\Z")
+_GITHUB_WORKFLOW = re.compile(r"^\.github/workflows/[A-Za-z0-9._/-]{1,200}\.ya?ml\Z")
+_GITHUB_REF = re.compile(r"^refs/(?:heads|tags)/[A-Za-z0-9._/+-]{1,255}\Z")
 
 _TOP_KEYS = (
     "version",
@@ -89,13 +96,15 @@ def load_policy(path: Path, *, today: date | None = None) -> Policy:
         raise PolicyError(file, _line_of_offset(raw, e.start), None, "not UTF-8 text") from None
     try:
         # Aliases are refused before composing: a shared node visited once per alias
-        # is how a small file becomes an exponential amount of work.
-        for token in yaml.scan(text, Loader=yaml.SafeLoader):
-            if isinstance(token, yaml.AliasToken):
-                raise PolicyError(
-                    file, token.start_mark.line + 1, None, "YAML aliases (*name) are not allowed in a policy"
-                )
+        # is how a small file becomes an exponential amount of work. Nesting is bounded
+        # here too, because the composer recurses once per level and a page of `[`
+        # would exhaust the interpreter's stack.
+        check_shape(text, max_depth=MAX_POLICY_DEPTH, what="a policy")
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except YAMLShapeError as e:
+        raise PolicyError(file, e.line, None, e.message) from None
+    except RecursionError:  # a nesting the token count above did not see: still the file's fault
+        raise PolicyError(file, None, None, f"nested deeper than {MAX_POLICY_DEPTH} levels") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -151,9 +160,14 @@ class _Reader:
         if node.tag not in _SCALAR_TAGS:
             raise self.error(node, key, f"unsupported YAML tag {node.tag}")
         try:
-            return self._constructor.construct_object(node, deep=True)
-        except (ConstructorError, ValueError) as e:
+            value = self._constructor.construct_object(node, deep=True)
+        except (ConstructorError, ValueError, OverflowError) as e:
             raise self.error(node, key, f"cannot read the value ({' '.join(str(e).split())})") from None
+        # 0x followed by a page of digits is a valid YAML int that no message can print
+        # (str() refuses ints of more than 4300 digits) and no field of a policy needs.
+        if isinstance(value, int) and value.bit_length() > 64:
+            raise self.error(node, key, f"the number {node.value[:40]}... is too large")
+        return value
 
     def mapping(
         self, node: Node, key: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()
@@ -308,6 +322,10 @@ class _Reader:
         return Glob(value)
 
     def signer(self, node: Node, key: str) -> Signer:
+        if isinstance(node, MappingNode) and any(
+            isinstance(k, ScalarNode) and k.value == "github" for k, _ in node.value
+        ):
+            return self.github_signer(node, key)
         allowed = ("issuer", "subject", "subjectRegExp", *SIGNER_CLAIMS)
         entries = self.mapping(node, key, allowed, ("issuer",))
         issuer = self.string(entries["issuer"][1], f"{key}.issuer")
@@ -321,6 +339,43 @@ class _Reader:
             name: self.string(entries[name][1], f"{key}.{name}") for name in SIGNER_CLAIMS if name in entries
         }
         return Signer(issuer, subject, regexp, claims, node.start_mark.line + 1)
+
+    def github_signer(self, node: Node, key: str) -> Signer:
+        """The typed form: one GitHub Actions workflow, matched on the certificate's CI extensions only.
+
+        It expands to GitHub's issuer, the workflow's exact SAN (the build
+        signer URI) and the source repository and ref extensions, each of
+        which must be present and equal: there is no regular expression to get
+        wrong, and a certificate without Fulcio's CI extensions never matches.
+        """
+        self.mapping(node, key, ("github",), ("github",))
+        value = node.value[0][1]
+        where = f"{key}.github"
+        entries = self.mapping(
+            value, where, ("repository", "workflow", "ref"), ("repository", "workflow", "ref")
+        )
+        repository = self.string(entries["repository"][1], f"{where}.repository")
+        workflow = self.string(entries["workflow"][1], f"{where}.workflow")
+        ref = self.string(entries["ref"][1], f"{where}.ref")
+        if not _GITHUB_REPOSITORY.match(repository):
+            raise self.error(
+                entries["repository"][1], f"{where}.repository", f"{repository!r} is not OWNER/REPO"
+            )
+        if not _GITHUB_WORKFLOW.match(workflow):
+            raise self.error(
+                entries["workflow"][1],
+                f"{where}.workflow",
+                f"{workflow!r} is not a workflow file path",
+                hint="e.g. .github/workflows/release.yml",
+            )
+        if not _GITHUB_REF.match(ref):
+            raise self.error(
+                entries["ref"][1],
+                f"{where}.ref",
+                f"{ref!r} is not a full git ref",
+                hint="e.g. refs/heads/main",
+            )
+        return github_signer(repository, workflow, ref, node.start_mark.line + 1)
 
     def regexp(self, node: Node, key: str) -> re.Pattern[str]:
         text = self.string(node, key)
@@ -336,6 +391,10 @@ class _Reader:
             return re.compile(text)
         except re.error as e:
             raise self.error(node, key, f"regular expression {text!r} does not compile ({e})") from None
+        except (RecursionError, OverflowError) as e:  # thousands of nested groups, a{1,99999999999}
+            raise self.error(
+                node, key, f"regular expression is too complex to compile ({type(e).__name__})"
+            ) from None
 
     def provenance(self, node: Node) -> ProvenanceRule:
         entries = self.mapping(node, "provenance", ("required", "builderIds", "sourceRepositories", "maxAge"))
@@ -536,6 +595,15 @@ class _Reader:
             project = self.scalar(key_node, "projects")
             if not isinstance(project, str | int) or isinstance(project, bool) or not str(project).strip():
                 raise self.error(key_node, "projects", f"project ids are strings, not {_describe(project)}")
+            if isinstance(project, int) and key_node.value != str(project):
+                # YAML 1.1 reads 0755 as octal 493, 0x1f as 31 and 1_000 as 1000: the id
+                # someone wrote would silently become another one.
+                raise self.error(
+                    key_node,
+                    "projects",
+                    f"project id {key_node.value} reads as the number {project} in YAML",
+                    hint=f"quote it: '{key_node.value}'",
+                )
             name = str(project)
             if name in out:
                 raise self.error(key_node, f"projects.{name}", "duplicate project")

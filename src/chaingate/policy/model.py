@@ -185,6 +185,24 @@ class Signer:
     line: int = 0
 
 
+#: The OIDC issuer of GitHub Actions, which the typed ``github:`` signer form implies.
+GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
+
+
+def github_signer(repository: str, workflow: str, ref: str, line: int = 0) -> Signer:
+    """The policy's typed ``github: {repository, workflow, ref}`` signer as the claims it stands for.
+
+    The workflow's URL is the certificate's SAN and its build signer URI; the
+    repository and ref must also be the source the certificate names. Every
+    claim must be present in the certificate, so a certificate from another
+    issuer or without CI extensions never matches.
+    """
+    repo_url = f"https://github.com/{repository}"
+    workflow_url = f"{repo_url}/{workflow}@{ref}"
+    claims = {"buildSignerURI": workflow_url, "sourceRepositoryURI": repo_url, "sourceRepositoryRef": ref}
+    return Signer(GITHUB_ACTIONS_ISSUER, workflow_url, None, claims, line)
+
+
 @dataclass(frozen=True)
 class ProvenanceRule:
     required: bool

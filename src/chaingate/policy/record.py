@@ -48,8 +48,9 @@ class Decision:
     policy_path: str = ""
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
     project: str | None = None
-    #: The platform manifest whose attachments were also read, for a multi-arch image.
-    platform_digest: str | None = None
+    #: With ``--platform``: the multi-arch index :attr:`digest` (the platform manifest, what runs) was
+    #: selected from. Its attachments counted too; the decision, VSA and deploy name :attr:`digest`.
+    index_digest: str | None = None
     #: (referrer digest, predicate type) of every attestation that counted: the VSA's inputs.
     inputs: tuple[tuple[str, str], ...] = ()
     tool_version: str = chaingate.__version__
@@ -70,8 +71,8 @@ class Decision:
             "digest": self.digest,
             "repository": self.repository,
         }
-        if self.platform_digest:
-            out["platformDigest"] = self.platform_digest
+        if self.index_digest:
+            out["indexDigest"] = self.index_digest
         out.update(
             {
                 "policyDigest": self.policy_digest,

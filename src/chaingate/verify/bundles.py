@@ -21,7 +21,6 @@ from the signed payload, never from manifest annotations.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -31,9 +30,18 @@ from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 from sigstore.errors import VerificationError
 
-from chaingate.policy.clauses import Attestation
+from chaingate import safejson
+from chaingate.policy.clauses import (
+    SLSA_PROVENANCE_V02,
+    SLSA_PROVENANCE_V1,
+    Attestation,
+    CertificateFacts,
+    is_gate_record,
+    provenance_disagreements,
+)
 from chaingate.policy.model import SIGNER_CLAIMS, Signer
 from chaingate.signing.interface import TrustConfigError
+from chaingate.text import one_line
 from chaingate.verify.interface import FoundBundle, Ignored
 
 if TYPE_CHECKING:
@@ -46,10 +54,6 @@ _FULCIO_ARC = "1.3.6.1.4.1.57264.1."
 _ISSUER_EXTENSIONS = ((8, True), (1, False))
 #: Sigstore's "other name" SAN (usernames), DER UTF8String.
 _OTHERNAME_OID = ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
-
-
-def _one_line(value: object, limit: int = 300) -> str:
-    return " ".join(str(value).split())[:limit]
 
 
 class TrustRoot:
@@ -75,7 +79,7 @@ class TrustRoot:
                 self._verifier = Verifier(trusted_root=config.trusted_root)
             except Exception as e:  # sigstore refuses a root without logs, keys, …
                 raise TrustConfigError(
-                    f"--trust-config {trust_config}: not usable for verification ({_one_line(e)})"
+                    f"--trust-config {trust_config}: not usable for verification ({one_line(e)})"
                 ) from None
 
     def verifier(self) -> Verifier | str:
@@ -89,7 +93,7 @@ class TrustRoot:
                 self._verifier = Verifier.production()
             except Exception as e:  # TUF and network failures come in many types; all mean "no root"
                 self._problem = (
-                    f"the public-good Sigstore trust root is unavailable ({_one_line(e) or type(e).__name__})"
+                    f"the public-good Sigstore trust root is unavailable ({one_line(e) or type(e).__name__})"
                 )
                 return self._problem
             return self._verifier
@@ -107,13 +111,15 @@ class SignersPolicy:
         self.signers = tuple(signers)
         self.matched: Signer | None = None
         self.identity: tuple[str, str] | None = None
+        self.facts = CertificateFacts()
 
     def verify(self, cert: x509.Certificate) -> None:
         try:
             issuer = _issuer(cert)
             sans = _sans(cert)
+            self.facts = certificate_facts(cert)
         except (ValueError, x509.ExtensionNotFound) as e:
-            raise IdentityMismatch(f"unreadable signing certificate identity ({_one_line(e)})") from None
+            raise IdentityMismatch(f"unreadable signing certificate identity ({one_line(e)})") from None
         self.identity = (", ".join(sans) or "no SAN", issuer or "none")
         for signer in self.signers:
             if issuer is None or signer.issuer != issuer:
@@ -176,6 +182,18 @@ def _sans(cert: x509.Certificate) -> list[str]:
     return out
 
 
+def certificate_facts(cert: x509.Certificate) -> CertificateFacts:
+    """The build facts of Fulcio's DER-encoded CI extensions; ValueError when one is malformed."""
+    return CertificateFacts(
+        source_repository_uri=_extension(cert, 12, True),
+        source_repository_digest=_extension(cert, 13, True),
+        source_repository_ref=_extension(cert, 14, True),
+        build_signer_uri=_extension(cert, 9, True),
+        build_config_uri=_extension(cert, 18, True),
+        runner_environment=_extension(cert, 11, True),
+    )
+
+
 def _claim_matches(cert: x509.Certificate, name: str, expected: str) -> bool:
     present = 0
     for arc, der, path_only in SIGNER_CLAIMS[name]:
@@ -205,7 +223,7 @@ def verify_bundle(trust: TrustRoot, found: FoundBundle, signers: Sequence[Signer
     try:
         bundle = load_bundle(found.raw)
     except Exception as e:  # sigstore raises InvalidBundle, ValueError, KeyError… for bad input
-        return ignore(f"not a loadable Sigstore bundle ({_one_line(e, 200)})")
+        return ignore(f"not a loadable Sigstore bundle ({one_line(e, 200)})")
     if bundle._dsse_envelope is None:
         return ignore("a message signature, not a DSSE attestation: it cannot say which image it is about")
     policy = SignersPolicy(signers)
@@ -214,7 +232,7 @@ def verify_bundle(trust: TrustRoot, found: FoundBundle, signers: Sequence[Signer
     except IdentityMismatch as e:
         return ignore(str(e))
     except Exception as e:  # any verification failure, whatever its type, means "does not count"
-        return ignore(f"bundle does not verify: {_one_line(e)}")
+        return ignore(f"bundle does not verify: {one_line(e)}")
     if policy.matched is None or policy.identity is None:
         return ignore(
             "sigstore did not apply the signer policy"
@@ -233,7 +251,7 @@ def verify_bundle(trust: TrustRoot, found: FoundBundle, signers: Sequence[Signer
     if signed_at is None:
         return ignore("no trusted signing time (neither a Rekor integrated time nor a TSA timestamp)")
     predicate = statement.get("predicate")
-    return Attestation(
+    attestation = Attestation(
         referrer=found.referrer,
         attached_to=found.attached_to,
         source=found.source,
@@ -242,14 +260,25 @@ def verify_bundle(trust: TrustRoot, found: FoundBundle, signers: Sequence[Signer
         signed_at=signed_at,
         signer=policy.identity[0],
         issuer=policy.identity[1],
+        certificate=policy.facts,
     )
+    if is_gate_record(attestation.predicate_type):
+        return ignore(
+            f"{attestation.predicate_type} is a gate's own record (signed by {attestation.signer}): "
+            "it never counts towards any clause"
+        )
+    if attestation.predicate_type in (SLSA_PROVENANCE_V1, SLSA_PROVENANCE_V02):
+        issues = provenance_disagreements(attestation)
+        if issues:
+            return ignore("provenance contradicts its signing certificate: " + "; ".join(issues))
+    return attestation
 
 
 def _statement(payload: bytes) -> dict[str, Any] | str:
     try:
-        statement = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        return "the signed payload is not JSON"
+        statement = safejson.loads(payload)
+    except ValueError as e:  # not JSON, NaN/Infinity, a huge number, or nested too deep
+        return f"the signed payload is not usable JSON ({one_line(e, 120)})"
     if not isinstance(statement, dict):
         return "the signed payload is not a JSON object"
     if statement.get("_type") not in STATEMENT_TYPES:

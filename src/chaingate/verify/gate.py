@@ -15,6 +15,8 @@ that digest, so what was verified is what the decision names.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,16 +27,20 @@ from chaingate.oci.client import Registries
 from chaingate.oci.copy import select_platform
 from chaingate.oci.interface import Platform, Progress, no_progress
 from chaingate.oci.reference import LayoutReference, Reference, parse_image_reference
+from chaingate.oci.registries import Deadline
 from chaingate.oci.stores import open_image
 from chaingate.policy.clauses import Attestation, Evaluation, ImageFacts, evaluate
 from chaingate.policy.interface import ClauseResult
 from chaingate.policy.model import Policy
 from chaingate.policy.record import Decision
+from chaingate.text import one_line
 from chaingate.verify.bundles import TrustRoot, verify_bundle
-from chaingate.verify.collect import collect
+from chaingate.verify.collect import Verify, collect
 from chaingate.verify.interface import Collected, FoundBundle, Ignored
 
 log = logging.getLogger(__name__)
+#: Seconds past the deadline the watchdog waits for the reader's own, more precise, deadline error.
+DEADLINE_GRACE = 2.0
 
 
 @dataclass(frozen=True)
@@ -46,10 +52,6 @@ class _Read:
     collected: Collected | None = None
     problem: str | None = None
     note: str | None = None
-
-
-def _one_line(value: object) -> str:
-    return " ".join(str(value).split())[:400]
 
 
 def verify_image(
@@ -81,30 +83,36 @@ def verify_image(
         display, pinned = f"oci:{ref.path}", ref.digest is not None
     else:
         display, pinned = str(ref), False
-    read = _read_image(reference, registries, platform, progress)
+    # Bundles are read and verified one at a time inside collection, under the deadline and byte budget.
+    read = _within_deadline(
+        registries.options.deadline,
+        lambda: _read_image(
+            reference, registries, platform, progress, lambda found: _verify_one(trust, found, policy)
+        ),
+    )
     warnings: list[str] = [read.note] if read.note else []
 
     attestations: list[Attestation] = []
     ignored: list[Ignored] = list(read.collected.ignored) if read.collected else []
     if read.collected is not None:
-        bundles = read.collected.bundles
-        for index, found in enumerate(bundles):
-            progress("verifying attestations", index, len(bundles))
-            outcome = _verify_one(trust, found, policy)
+        for outcome in read.collected.verified:
             if isinstance(outcome, Ignored):
                 ignored.append(outcome)
             else:
                 attestations.append(outcome)
-        progress("verifying attestations", len(bundles), len(bundles))
 
-    facts = ImageFacts(str(ref), repository, pinned, read.digest, read.platform_digest)
+    # With --platform, what runs is the platform manifest: the decision, VSA and deploy name it, and the
+    # index it was selected from goes beside it (an index digest would deploy whatever the runtime picks).
+    verified = read.platform_digest or read.digest
+    index = read.digest if read.platform_digest else None
+    facts = ImageFacts(str(ref), repository, pinned, verified, index)
     image = _image_clause(str(ref), read, len(attestations), len(ignored))
     try:
         evaluation = evaluate(policy, facts, attestations, now=now)
     except Exception as e:  # a bug in a clause must deny, not let the caller's deploy proceed on a traceback
         log.debug("evaluating the policy failed", exc_info=True)
         failed = ClauseResult(
-            "image", "fail", f"the policy could not be evaluated ({type(e).__name__}: {_one_line(e)})"
+            "image", "fail", f"the policy could not be evaluated ({type(e).__name__}: {one_line(e)})"
         )
         evaluation = Evaluation((failed,), ())
     clauses = (image, *evaluation.clauses)
@@ -115,7 +123,7 @@ def verify_image(
         level = 2 if policy.provenance.builder_ids else 1
     return Decision(
         image=str(ref),
-        digest=read.digest or "",
+        digest=verified or "",
         repository=display,
         mode=policy.mode_for(project),
         verdict=verdict,
@@ -126,7 +134,7 @@ def verify_image(
         policy_path=str(policy.path),
         time=now,
         project=project,
-        platform_digest=read.platform_digest,
+        index_digest=index,
         inputs=tuple(dict.fromkeys((a.referrer, a.predicate_type) for a in attestations)),
         slsa_build_level=level,
     )
@@ -139,12 +147,39 @@ def _verify_one(trust: TrustRoot, found: FoundBundle, policy: Policy) -> Attesta
     except Exception as e:
         log.debug("verifying %s failed", found.referrer, exc_info=True)
         return Ignored(
-            found.referrer, f"{found.source}: verification failed ({type(e).__name__}: {_one_line(e)})"
+            found.referrer, f"{found.source}: verification failed ({type(e).__name__}: {one_line(e)})"
         )
 
 
+def _within_deadline(deadline: Deadline | None, work: Callable[[], _Read]) -> _Read:
+    """``work()``, or a denial reason once ``deadline`` (plus a short grace) has passed without it returning.
+
+    The registry client checks the deadline between requests and body chunks,
+    which ends nearly every slow read on time; this watchdog bounds the rest
+    (a server dripping its response headers, the public-good trust root's TUF
+    fetch): the work goes on in a daemon thread whose result is then ignored,
+    and the verdict is a deny, so nothing it could still do reaches a decision.
+    """
+    if deadline is None:
+        return work()
+    box: list[_Read] = []
+
+    def run() -> None:
+        try:
+            box.append(work())
+        except BaseException as e:  # _read_image returns its failures; this is the last resort
+            box.append(_Read(problem=f"{type(e).__name__}: {one_line(e)}"))
+
+    worker = threading.Thread(target=run, name="chaingate-verify", daemon=True)
+    worker.start()
+    worker.join(max(deadline.left(), 0.0) + DEADLINE_GRACE)
+    if box:
+        return box[0]
+    return _Read(problem=deadline.error("reading and verifying the image (no answer in time)").message)
+
+
 def _read_image(
-    reference: str, registries: Registries, platform: Platform | None, progress: Progress
+    reference: str, registries: Registries, platform: Platform | None, progress: Progress, verify: Verify
 ) -> _Read:
     """Resolve once and collect; every failure becomes a reason (the fail-closed half of the contract)."""
     digest: str | None = None
@@ -168,12 +203,14 @@ def _read_image(
                 )
             elif platform is not None:
                 note = f"--platform {platform} ignored: {reference} is a single-platform image"
-            collected = collect(store, subjects, progress=progress)
+            collected = collect(
+                store, subjects, verify, deadline=registries.options.deadline, progress=progress
+            )
     except ChaingateError as e:
         return _Read(digest, platform_digest, problem=e.message, note=note)
     except Exception as e:  # anything unforeseen while reading is still a denial, never a crash or an allow
         log.debug("reading %s failed", reference, exc_info=True)
-        return _Read(digest, platform_digest, problem=f"{type(e).__name__}: {_one_line(e)}", note=note)
+        return _Read(digest, platform_digest, problem=f"{type(e).__name__}: {one_line(e)}", note=note)
     return _Read(digest, platform_digest, collected, note=note)
 
 
@@ -182,7 +219,11 @@ def _image_clause(reference: str, read: _Read, counted: int, ignored: int) -> Cl
         what = "could not list its attachments" if read.digest else "could not be read"
         return ClauseResult("image", "fail", f"{reference} {what}: {read.problem}")
     assert read.digest is not None
-    where = read.digest + (f" (platform manifest {read.platform_digest})" if read.platform_digest else "")
+    where = (
+        f"{read.platform_digest} (platform manifest of index {read.digest})"
+        if read.platform_digest
+        else read.digest
+    )
     return ClauseResult(
         "image",
         "pass",
