@@ -8,8 +8,8 @@
 # backend is fetched unpinned.
 #
 # The venv is keyed by the action's path and the requirements, so several chaingate actions in one job
-# install once. It writes `python` (the venv's interpreter, which runs `python -m chaingate.ci.outputs`)
-# and `chaingate` (the CLI) to $GITHUB_OUTPUT.
+# install once. It writes `chaingate` (the CLI) and `ci` (`chaingate-ci`, which runs a step and reports
+# it through the runner's channels) to $GITHUB_OUTPUT.
 #
 # CHAINGATE_SKIP_INSTALL=1 uses the chaingate already on PATH instead: a self-hosted runner or a
 # container job whose image ships it (e.g. the Tekton step image), or this repository's runner
@@ -32,18 +32,16 @@ fail() {
 if [ "${CHAINGATE_SKIP_INSTALL:-}" = "1" ]; then
   bin="$(command -v chaingate || true)"
   [ -n "$bin" ] || fail "CHAINGATE_SKIP_INSTALL=1 but there is no chaingate on PATH"
-  python="$(dirname "$bin")/python"
-  if [ ! -x "$python" ]; then
-    python="$(command -v python3 || true)"
-  fi
-  [ -n "$python" ] && "$python" -c 'import chaingate.ci.outputs' 2>/dev/null \
-    || fail "CHAINGATE_SKIP_INSTALL=1 but no Python next to $bin can import chaingate"
+  ci="$(dirname "$bin")/chaingate-ci"
+  [ -x "$ci" ] || ci="$(command -v chaingate-ci || true)"
+  [ -n "$ci" ] && "$ci" --help >/dev/null 2>&1 \
+    || fail "CHAINGATE_SKIP_INSTALL=1 but there is no working chaingate-ci beside $bin or on PATH"
 else
   [ -n "${RUNNER_TEMP:-}" ] || fail "RUNNER_TEMP is not set: run this inside a GitHub Actions job"
   requirements="$here/requirements.txt"
   key="$( { printf '%s\n' "$source_dir"; cat "$requirements" "$source_dir/pyproject.toml"; } | sha256sum | cut -c1-16)"
   venv="$RUNNER_TEMP/chaingate-venv-$key"
-  if [ ! -x "$venv/bin/chaingate" ]; then
+  if [ ! -x "$venv/bin/chaingate" ] || [ ! -x "$venv/bin/chaingate-ci" ]; then
     interpreter="${CHAINGATE_PYTHON_INTERPRETER:-python3}"
     "$interpreter" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
       || fail "$interpreter is older than Python 3.11; set the action's python input (e.g. after actions/setup-python)"
@@ -55,11 +53,11 @@ else
       --no-deps --no-build-isolation "$source_dir"
   fi
   bin="$venv/bin/chaingate"
-  python="$venv/bin/python"
+  ci="$venv/bin/chaingate-ci"
 fi
 
 "$bin" --version
 {
   printf 'chaingate=%s\n' "$bin"
-  printf 'python=%s\n' "$python"
+  printf 'ci=%s\n' "$ci"
 } >>"${GITHUB_OUTPUT:?GITHUB_OUTPUT is not set}"

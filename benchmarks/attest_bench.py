@@ -3,7 +3,7 @@
 Run (from the repository root, with the dev virtualenv; needs Debian's
 ``docker-registry`` on PATH, as the test suite does)::
 
-    /work/venv/bin/python benchmarks/attest_bench.py [--rounds 5]
+    PYTHONPATH=src .tox/py/bin/python benchmarks/attest_bench.py [--rounds 5]
 
 It starts the loopback Sigstore stack and an anonymous docker-registry (no
 referrers API, so every attach also rewrites the ``sha256-<hex>`` fallback

@@ -2,7 +2,7 @@
 
 Run from the repository root with the dev virtualenv::
 
-    /work/venv/bin/python benchmarks/bom_bench.py [--sizes 500 2000 5000 10000] [--rounds 3]
+    PYTHONPATH=src .tox/py/bin/python benchmarks/bom_bench.py [--sizes 500 2000 5000 10000] [--rounds 3]
 
 For each size N it builds N synthetic packages, the same ones every run (a
 seeded ``random.Random``): deb with ``arch``, ``distro`` and sometimes

@@ -9,7 +9,7 @@ no registry but PyPI, Debian's and npm's is reachable (by a developer or CI).
 
 Run (as root, from the repository root; needs ``debootstrap``, ``npm``)::
 
-    /work/venv/bin/python benchmarks/realistic_image.py OUTDIR [--force]
+    PYTHONPATH=src .tox/py/bin/python benchmarks/realistic_image.py OUTDIR [--force]
 
 It writes ``OUTDIR/oci`` (OCI layout, tag ``latest``), ``OUTDIR/image.tar``
 (docker archive in the docker >= 25 format, the same blobs, so the same

@@ -3,7 +3,7 @@
 Run (from the repository root, with the dev virtualenv; root the first time,
 because building the image needs debootstrap and chroot)::
 
-    /work/venv/bin/python benchmarks/sbom_bench.py --image benchmarks/.cache/realistic [--rounds 3]
+    PYTHONPATH=src .tox/py/bin/python benchmarks/sbom_bench.py --image benchmarks/.cache/realistic [--rounds 3]
 
 The image is the one ``benchmarks/realistic_image.py`` builds (and reuses).
 Every tool reads the same build in the same run, each as a child process

@@ -2,7 +2,7 @@
 
 Run from the repository root (needs Debian's ``docker-registry`` on PATH, as the test-suite does)::
 
-    /work/venv/bin/python benchmarks/verify_bench.py [--runs 7]
+    PYTHONPATH=src .tox/py/bin/python benchmarks/verify_bench.py [--runs 7]
 
 It starts Debian's docker-registry (no referrers API, so the tag fallback
 is read) and the loopback Sigstore stack, pushes one image, and attaches a

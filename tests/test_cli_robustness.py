@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import chaingate.cli
+import chaingate.cli.commands
 from chaingate.cli import run
 
 
@@ -59,7 +59,7 @@ def test_any_other_exception_is_an_internal_error_with_exit_2(
     def explode(args: argparse.Namespace) -> int:
         raise error
 
-    monkeypatch.setattr(chaingate.cli, "cmd_inspect", explode)
+    monkeypatch.setattr(chaingate.cli.commands, "cmd_inspect", explode)
     with pytest.raises(SystemExit) as exc:
         run(["inspect", "oci:/x"])
     assert exc.value.code == 2
@@ -76,7 +76,7 @@ def test_with_vv_the_traceback_is_logged_at_debug(
     def explode(args: argparse.Namespace) -> int:
         raise RecursionError("deep")
 
-    monkeypatch.setattr(chaingate.cli, "cmd_inspect", explode)
+    monkeypatch.setattr(chaingate.cli.commands, "cmd_inspect", explode)
     caplog.set_level(logging.DEBUG, logger="chaingate")
     with pytest.raises(SystemExit):
         run(["-vv", "inspect", "oci:/x"])
@@ -93,7 +93,7 @@ def test_the_last_resort_leaves_an_interrupt_at_130(
     def fail(args: argparse.Namespace) -> int:
         raise raised.pop(0)
 
-    monkeypatch.setattr(chaingate.cli, "cmd_inspect", fail)
+    monkeypatch.setattr(chaingate.cli.commands, "cmd_inspect", fail)
     assert run(["inspect", "oci:/x"]) == 130
     assert capsys.readouterr().err == "chaingate: interrupted\n"
     with pytest.raises(SystemExit) as exc:

@@ -61,7 +61,7 @@ class ChaingateError(Exception):
 
         A subclass's ``diagnostics`` may add lines built from outside text (a
         denial's reasons); the indentation keeps them inside this error's block
-        for readers that parse it (``chaingate.ci.outputs.error_text``), and the
+        for readers that parse it (``chaingate.ci.report.error_text``), and the
         neutralising keeps a reason holding a line break from starting a line
         of its own with ``::``.
         """

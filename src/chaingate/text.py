@@ -64,7 +64,7 @@ def lines(value: object, *, limit: int = 400, max_lines: int = 20, continuation:
 
     Each line goes through :func:`one_line`; its indentation (up to eight
     columns) is kept, and every line after the first is indented at least
-    ``continuation`` columns, so a reader (and ``chaingate.ci.outputs``) sees
+    ``continuation`` columns, so a reader (and ``chaingate.ci.report``) sees
     where one message ends. Blank lines are dropped; past ``max_lines`` one
     line says how many more there were.
     """

@@ -228,7 +228,7 @@ def test_a_revision_that_never_gets_ready_exits_1_naming_its_reason_and_hint(
     with pytest.raises(SystemExit) as exc:
         run(deploy_argv(tag_ref, "--timeout", "5"))
 
-    assert exc.value.code == 1  # DESIGN.md: 1 when it failed to become ready in time
+    assert exc.value.code == 1  # docs/design.md: 1 when it failed to become ready in time
     first, hint = capsys.readouterr().err.splitlines()[-2:]
     assert first.startswith("chaingate: error: app 'web' in project ")
     assert first.endswith("not ready within 5s (revision web-00001 is warning, reason image_pull_back_off)")

@@ -14,9 +14,10 @@ import json
 import secrets
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -42,24 +43,17 @@ class TokenService:
 
 
 @contextmanager
-def token_service(stack: SigstoreStack) -> Iterator[TokenService]:
-    request_token = f"runner-request-token-{secrets.token_hex(8)}"
-    issued: list[str] = []
+def json_service(answer: Callable[[str, Message], object | None]) -> Iterator[str]:
+    """A loopback server answering each GET with ``answer(path, headers)`` as JSON (401 for None); yields its URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            query = parse_qs(urlsplit(self.path).query)
-            if self.headers.get("Authorization") != f"bearer {request_token}":
+            doc = answer(self.path, self.headers)
+            if doc is None:
                 self.send_response(401)
                 self.end_headers()
                 return
-            token = stack.mint_token(
-                f"repo:{REPOSITORY}:ref:refs/heads/main",
-                audience=query.get("audience", ["none"])[0],
-                extra_claims=github_actions_claims(repository=REPOSITORY),
-            )
-            issued.append(token)
-            body = json.dumps({"value": token}).encode()
+            body = json.dumps(doc).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -70,14 +64,32 @@ def token_service(stack: SigstoreStack) -> Iterator[TokenService]:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        port = server.server_address[1]
-        yield TokenService(f"http://127.0.0.1:{port}/token?api-version=2.0", request_token, issued)
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def token_service(stack: SigstoreStack) -> Iterator[TokenService]:
+    request_token = f"runner-request-token-{secrets.token_hex(8)}"
+    issued: list[str] = []
+
+    def answer(path: str, headers: Message) -> object | None:
+        if headers.get("Authorization") != f"bearer {request_token}":
+            return None
+        token = stack.mint_token(
+            f"repo:{REPOSITORY}:ref:refs/heads/main",
+            audience=parse_qs(urlsplit(path).query).get("audience", ["none"])[0],
+            extra_claims=github_actions_claims(repository=REPOSITORY),
+        )
+        issued.append(token)
+        return {"value": token}
+
+    with json_service(answer) as url:
+        yield TokenService(f"{url}/token?api-version=2.0", request_token, issued)
 
 
 def push_sample(registry: DockerRegistry, tmp: Path, name: str) -> str:

@@ -92,7 +92,7 @@ def test_actions_pass_every_input_through_env_and_mask_secrets(path: Path) -> No
                     if expression.removeprefix("inputs.") in SECRET_INPUTS:
                         # Masked first thing in the step that receives it, before any command could echo it.
                         first = step["run"].split("\n")[1]
-                        assert first.startswith('"$CHAINGATE_PY" -m chaingate.ci.outputs mask ')
+                        assert first.startswith('"$CHAINGATE_CI" mask ')
                         assert name in first.split(), f"{path}: {name} is not masked first"
     for spec in (doc.get("outputs") or {}).values():
         assert re.fullmatch(r"\$\{\{ steps\.[a-z-]+\.outputs\.[a-z-]+ \}\}", spec["value"]), spec
@@ -163,7 +163,7 @@ def test_devsecops_config_runs_chaingate_stages_from_the_pinned_image() -> None:
     assert doc["version"] == "1"
     for stage in ("sign-artifact", "deploy"):
         assert re.fullmatch(r"\S+@sha256:[0-9a-f]{64}", doc[stage]["image"])
-        assert "python -m chaingate.ci.outputs run" in doc[stage]["script"]
+        assert "chaingate-ci run" in doc[stage]["script"]
         assert "load_artifact app-image digest" in doc[stage]["script"]
     proc = subprocess.run(
         ["bash", "-n"], input=doc["deploy"]["script"], text=True, capture_output=True, check=False

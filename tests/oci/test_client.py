@@ -13,15 +13,15 @@ import pytest
 from chaingate.oci.artifact import bytes_opener
 from chaingate.oci.client import Registries, parse_challenge
 from chaingate.oci.digest import sha256_digest
-from chaingate.oci.interface import (
+from chaingate.oci.errors import (
     AuthError,
-    Descriptor,
     DigestMismatch,
     NotFound,
     OCIError,
     RegistryUnavailable,
     SizeLimitExceeded,
 )
+from chaingate.oci.interface import Descriptor
 from chaingate.oci.registry import RegistryStore
 from chaingate.testing.ociregistry import Fault, OCIRegistry
 from chaingate.testing.registry import TokenServer

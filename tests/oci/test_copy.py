@@ -11,10 +11,12 @@ from chaingate.oci import media
 from chaingate.oci.archive import ArchiveStore
 from chaingate.oci.artifact import Blob, build_artifact, push_artifact
 from chaingate.oci.client import Registries
-from chaingate.oci.copy import copy_image
+from chaingate.oci.copy import copy_image, copy_reference, destination_tag
 from chaingate.oci.interface import OCIError, Platform
 from chaingate.oci.layout import LayoutStore
+from chaingate.oci.reference import parse_image_reference
 from chaingate.oci.registry import RegistryStore
+from chaingate.oci.stores import open_image
 from chaingate.testing.ociregistry import OCIRegistry
 from chaingate.testing.registry import DockerRegistry
 
@@ -114,3 +116,47 @@ def test_multi_arch_copy_and_platform_selection(
         OCIError, match=r"no image for platform linux/s390x \(available: linux/amd64, linux/arm64/v8\)"
     ):
         copy_image(src, "latest", dst, platform=Platform.parse("linux/s390x"))
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "tag"),
+    [
+        ("oci:/in:v2", "example.com/app:v1", "v1"),
+        ("oci:/in:v2", f"example.com/app@sha256:{'a' * 64}", None),
+        ("oci:/in:v2", "oci:/out:v3", "v3"),
+        ("oci:/in:v2", "oci:/out", "v2"),
+        ("example.com/app:v4", "oci:/out", "v4"),
+        ("docker-archive:/in.tar", "oci:/out", "latest"),
+        ("oci:/in:v2", "docker-archive:/out.tar", None),
+    ],
+)
+def test_the_destination_tag_is_its_own_else_the_sources_else_latest_for_a_layout(
+    src: str, dst: str, tag: str | None
+) -> None:
+    assert destination_tag(parse_image_reference(src), parse_image_reference(dst)) == tag
+
+
+def test_a_destination_pinning_another_digest_fails_and_leaves_no_archive(
+    multiarch_layout: Path, tmp_path: Path
+) -> None:
+    index_digest = LayoutStore.open_directory(multiarch_layout).resolve("latest").digest
+    arm = Platform.parse("linux/arm64")
+    registries = Registries()
+    out = tmp_path / "arm-layout"
+    with pytest.raises(OCIError, match=rf"destination pins {index_digest} but the copied image is sha256:"):
+        copy_reference(f"oci:{multiarch_layout}", f"oci:{out}@{index_digest}", registries, platform=arm)
+    archive = tmp_path / "arm.tar"
+    with pytest.raises(OCIError):
+        copy_reference(
+            f"oci:{multiarch_layout}",
+            f"docker-archive:{archive}",
+            registries,
+            platform=Platform.parse("linux/s390x"),
+        )
+    assert not archive.exists()
+    result = copy_reference(f"oci:{multiarch_layout}", f"docker-archive:{archive}", registries, platform=arm)
+    assert archive.exists() and result.digest != index_digest
+    assert (
+        open_image(f"docker-archive:{archive}", registries).store.resolve(result.digest).digest
+        == result.digest
+    )

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chaingate.oci.credentials import Credentials, CredentialStore, docker_config_paths
-from chaingate.oci.interface import AuthError
+from chaingate.oci.errors import AuthError
 
 SECRET = "s3cr3t-Pa55:with:colons"
 

@@ -4,8 +4,16 @@ import io
 
 import pytest
 
-from chaingate.oci.digest import VerifiedReader, read_bounded, sha256_digest, validate_digest, verify_bytes
-from chaingate.oci.interface import DigestMismatch, OCIError, SizeLimitExceeded
+from chaingate.oci.digest import (
+    VerifiedReader,
+    is_digest,
+    is_sha256_digest,
+    read_bounded,
+    sha256_digest,
+    validate_digest,
+    verify_bytes,
+)
+from chaingate.oci.errors import DigestMismatch, OCIError, SizeLimitExceeded
 
 DATA = b"hello, supply chain" * 1000
 DIGEST = sha256_digest(DATA)
@@ -80,3 +88,25 @@ def test_read_bounded_reads_short_reads_to_the_end_and_so_checks_the_digest() ->
         read_bounded(VerifiedReader(Trickle(bytes(bad)), DIGEST, len(DATA), what="t"), len(DATA), what="t")
     with pytest.raises(SizeLimitExceeded):
         read_bounded(Trickle(DATA), len(DATA) - 1, what="t")
+
+
+@pytest.mark.parametrize(
+    ("text", "any_digest", "sha256"),
+    [
+        ("sha256:" + "a" * 64, True, True),
+        ("sha512:" + "0" * 128, True, False),
+        ("sha256:" + "a" * 64 + "\n", False, False),  # ``$`` would have let the newline through
+        ("sha256:" + "a" * 63, False, False),
+        ("sha256:" + "a" * 128, False, False),  # a sha512-long hex under the sha256 name
+        ("sha512:" + "0" * 64, False, False),
+        ("sha256:" + "A" * 64, False, False),
+        ("md5:" + "a" * 32, False, False),
+        (" sha256:" + "a" * 64, False, False),
+    ],
+)
+def test_one_digest_grammar(text: str, any_digest: bool, sha256: bool) -> None:
+    assert is_digest(text) is any_digest
+    assert is_sha256_digest(text) is sha256
+    if not any_digest:
+        with pytest.raises(OCIError, match="malformed digest"):
+            validate_digest(text)

@@ -6,7 +6,8 @@ import pytest
 
 from chaingate.oci import media
 from chaingate.oci.digest import sha256_digest
-from chaingate.oci.interface import Descriptor, Manifest, OCIError, Platform
+from chaingate.oci.errors import OCIError
+from chaingate.oci.interface import Descriptor, Manifest, Platform
 
 D = "sha256:" + "b" * 64
 

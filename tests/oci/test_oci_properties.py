@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from chaingate.oci import media
 from chaingate.oci.digest import validate_digest
-from chaingate.oci.interface import Descriptor, Manifest, OCIError, Platform
+from chaingate.oci.errors import OCIError
+from chaingate.oci.interface import Descriptor, Manifest, Platform
 from chaingate.oci.reference import (
     LayoutReference,
     Reference,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from chaingate.oci.interface import InvalidReference
+from chaingate.oci.errors import InvalidReference
 from chaingate.oci.reference import (
     ArchiveReference,
     LayoutReference,

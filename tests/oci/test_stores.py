@@ -19,7 +19,7 @@ from chaingate.oci.archive import ArchiveStore
 from chaingate.oci.artifact import Blob, build_artifact, push_artifact
 from chaingate.oci.copy import copy_image
 from chaingate.oci.digest import sha256_digest
-from chaingate.oci.interface import DigestMismatch, NotFound, OCIError
+from chaingate.oci.errors import DigestMismatch, NotFound, OCIError
 from chaingate.oci.layout import LayoutStore, blob_path
 from chaingate.testing.images import File, Layer, build_image, write_docker_archive, write_layout
 
@@ -226,3 +226,28 @@ def test_archive_blobs_can_be_read_side_by_side(tmp_path: Path, compress: str) -
         sys.setswitchinterval(interval)
     assert [sha256_digest(r) for r in read] == [d.digest for d in blobs]
     store.close()
+
+
+def test_open_image_narrows_an_index_to_the_platform_and_keeps_a_single_image(
+    multiarch_layout: Path, sample_layout: Path
+) -> None:
+    from chaingate.oci.interface import Platform
+    from chaingate.oci.registries import Registries
+    from chaingate.oci.stores import open_image
+
+    registries = Registries()
+    index = LayoutStore.open_directory(multiarch_layout)
+    arm = next(
+        d
+        for d in index.get_manifest(index.resolve("latest").digest).manifests
+        if d.platform and d.platform.architecture == "arm64"
+    )
+    opened = open_image(f"oci:{multiarch_layout}", registries, platform=Platform.parse("linux/arm64"))
+    assert opened.target == arm.digest
+    assert open_image(f"oci:{multiarch_layout}", registries).target == index.resolve("latest").digest
+    single = open_image(f"oci:{sample_layout}:latest", registries, platform=Platform.parse("linux/arm64"))
+    assert single.target == "latest"
+    with pytest.raises(
+        OCIError, match=r"no image for platform linux/s390x \(available: linux/amd64, linux/arm64/v8\)"
+    ):
+        open_image(f"oci:{multiarch_layout}", registries, platform=Platform.parse("linux/s390x"))

@@ -14,9 +14,6 @@ import pytest
 
 from chaingate.policy import Decision, load_policy
 from chaingate.policy.clauses import (
-    COSIGN_VULN_V1,
-    CYCLONEDX_BOM,
-    SLSA_PROVENANCE_V1,
     Attestation,
     CertificateFacts,
     ImageFacts,
@@ -25,6 +22,7 @@ from chaingate.policy.clauses import (
 )
 from chaingate.policy.interface import ClauseResult
 from chaingate.policy.model import Policy
+from chaingate.predicate_types import COSIGN_VULN_V1, CYCLONEDX_BOM, SLSA_PROVENANCE_V1
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "1" * 64
@@ -466,3 +464,56 @@ def test_a_certificate_without_ci_extensions_binds_nothing(tmp_path: Path) -> No
         github_provenance(builder="https://evil.example/builder", commit="b" * 40), CertificateFacts()
     )
     assert result(evaluate(rules, FACTS, [anything], now=NOW).clauses, "provenance").result == "pass"
+
+
+# -- found by the adversarial review of the gate ----------------------------------------------------------
+
+INDEX = "sha256:" + "9" * 64
+CHILD = "sha256:" + "8" * 64
+
+
+def test_a_quarantined_platform_manifest_denies_its_index(tmp_path: Path) -> None:
+    """Without --platform the index is verified, but the runtime runs one of its platform manifests."""
+    rules = policy(tmp_path, f'quarantine: [{{digest: "{CHILD}", reason: INC-9}}]\n')
+    facts = ImageFacts("us.icr.io/team/app@" + INDEX, "us.icr.io/team/app", True, INDEX, children=(CHILD,))
+    outcome = result(evaluate(rules, facts, [], now=NOW).clauses, "quarantine")
+    assert outcome.result == "fail" and f"{CHILD} is quarantined: INC-9" in outcome.reason
+    assert "(a platform manifest of this index)" in outcome.reason
+
+
+def _quarantine_exception(image: str) -> str:
+    return (
+        "exceptions:\n"
+        f"  - {{id: EXC-1, clause: quarantine, image: '{image}', owner: a@example.com, justification: j,\n"
+        "     issue: https://example.com/1, expires: 2026-04-01}\n"
+    )
+
+
+def test_a_digest_pinned_exception_waives_only_the_quarantined_digest(tmp_path: Path) -> None:
+    quarantine = f'quarantine: [{{digest: "{CHILD}", reason: INC-9}}]\n'
+    platform = ImageFacts("us.icr.io/team/app@" + INDEX, "us.icr.io/team/app", True, CHILD, INDEX)
+    by_index = policy(tmp_path, quarantine + _quarantine_exception(f"us.icr.io/team/app@{INDEX}"))
+    assert result(evaluate(by_index, platform, [], now=NOW).clauses, "quarantine").result == "fail"
+    by_glob = policy(tmp_path, quarantine + _quarantine_exception("us.icr.io/team/*"))
+    assert result(evaluate(by_glob, platform, [], now=NOW).clauses, "quarantine").result == "waived"
+    by_digest = policy(tmp_path, quarantine + _quarantine_exception(f"us.icr.io/team/app@{CHILD}"))
+    waived = result(evaluate(by_digest, platform, [], now=NOW).clauses, "quarantine")
+    assert waived.result == "waived" and waived.exception_id == "EXC-1"
+
+
+def test_an_sbom_of_another_image_does_not_count(tmp_path: Path) -> None:
+    rules = policy(tmp_path, "sbom: {required: true}\n")
+    other = att(CYCLONEDX_BOM, {"metadata": {"component": {"version": "sha256:" + "7" * 64}}})
+    outcome = result(evaluate(rules, FACTS, [other], now=NOW).clauses, "sbom")
+    assert outcome.result == "fail" and f"describes sha256:{'7' * 64}" in outcome.reason
+    own = att(CYCLONEDX_BOM, {"metadata": {"component": {"version": DIGEST}}})
+    assert result(evaluate(rules, FACTS, [other, own], now=NOW).clauses, "sbom").result == "pass"
+    unnamed = att(CYCLONEDX_BOM, {"metadata": {"component": {"version": "1.0"}}})
+    assert result(evaluate(rules, FACTS, [unnamed], now=NOW).clauses, "sbom").result == "pass"
+
+
+def test_deny_ids_and_exception_ids_ignore_case(tmp_path: Path) -> None:
+    rules = policy(tmp_path, "vulnerabilities: {denyIds: [cve-2024-3094]}\n")
+    scan = att(COSIGN_VULN_V1, _plain([{"id": "GHSA-1", "severity": "low", "aliases": ["CVE-2024-3094"]}]))
+    outcome = result(evaluate(rules, FACTS, [scan], now=NOW).clauses, "vulnerabilities")
+    assert outcome.result == "fail" and "GHSA-1 (low)" in outcome.reason

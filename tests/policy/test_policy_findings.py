@@ -9,7 +9,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaingate.policy.findings import (
-    CYCLONEDX_BOM,
     MAX_VECTOR_CHARS,
     SEVERITY_RANK,
     cvss_score,
@@ -17,8 +16,7 @@ from chaingate.policy.findings import (
     scan_findings,
     score_severity,
 )
-
-COSIGN_VULN_V1 = "https://cosign.sigstore.dev/attestation/vuln/v1"
+from chaingate.predicate_types import COSIGN_VULN_V1, CYCLONEDX_BOM
 
 # Base scores as NVD publishes them.
 LOG4SHELL = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H"  # CVE-2021-44228, 10.0
@@ -56,7 +54,11 @@ def test_base_scores_agree_with_nvd(vector: str, expected: tuple[str, float]) ->
         (V4_CRITICAL, "critical"),
         (V4_MEDIUM, "medium"),
         (V2_HIGH, "high"),
-        ("AV:N/AC:L/Au:N/C:C/I:C/A:C", "high"),  # v2 10.0: NVD's v2 scale has no critical
+        # v2 10.0: NVD's v2 scale stops at high, which would pass deny: [critical]; v2 uses the v3 scale
+        ("AV:N/AC:L/Au:N/C:C/I:C/A:C", "critical"),
+        # v4 threat/environmental metrics chosen by the scan's author do not lower the base rating
+        (f"{V4_CRITICAL}/E:U", "critical"),
+        (f"{V4_CRITICAL}/MAV:P/MVC:N/MVI:N/MVA:N", "critical"),
         ("CVSS:2.0/AV:N/AC:L/Au:N/C:P/I:P/A:P", "high"),
         (f"  {CRITICAL}\n", "critical"),
     ],
@@ -116,7 +118,8 @@ def test_a_format_version_labels_an_unlabelled_vector_only() -> None:
         (4.0, "2.0", "medium"),
         (6.9, "2.0", "medium"),
         (7.0, "2", "high"),
-        (10.0, "2.0", "high"),
+        (8.9, "2.0", "high"),
+        (10.0, "2.0", "critical"),
         (-0.1, "3.1", "unknown"),
         (10.1, "3.1", "unknown"),
         (float("nan"), "3.1", "unknown"),
@@ -183,7 +186,7 @@ VECTOR_ONLY = {
     "cyclonedx-v4": (CYCLONEDX_BOM, _cyclonedx({"method": "CVSSv4", "vector": V4_CRITICAL}), "critical"),
     "cyclonedx-score": (CYCLONEDX_BOM, _cyclonedx({"method": "CVSSv31", "score": 9.8}), "critical"),
     "cyclonedx-score-no-method": (CYCLONEDX_BOM, _cyclonedx({"score": 9.8}), "critical"),
-    "cyclonedx-score-v2": (CYCLONEDX_BOM, _cyclonedx({"method": "CVSSv2", "score": 9.8}), "high"),
+    "cyclonedx-score-v2": (CYCLONEDX_BOM, _cyclonedx({"method": "CVSSv2", "score": 9.8}), "critical"),
     "cyclonedx-in-cosign": (
         COSIGN_VULN_V1,
         {"scanner": {"result": {"bomFormat": "CycloneDX", **_cyclonedx({"vector": CRITICAL})}}},

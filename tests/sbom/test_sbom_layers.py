@@ -16,7 +16,8 @@ import zstandard
 
 from chaingate.oci import media
 from chaingate.oci.digest import VerifiedReader, sha256_digest
-from chaingate.oci.interface import Descriptor, DigestMismatch
+from chaingate.oci.errors import DigestMismatch
+from chaingate.oci.interface import Descriptor
 from chaingate.sbom import LayerInput, Limits, SbomError, layers
 from chaingate.sbom.catalogers.base import BytesReader
 from chaingate.sbom.interface import DEFAULT_LIMITS, MiB

@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaingate.errors import EXIT_USAGE
+from chaingate.predicate_types import CYCLONEDX_BOM
 from chaingate.provenance.statement import StatementError
 from chaingate.signing.interface import IdentityTokenError
-from chaingate.signing.predicates import CYCLONEDX_BOM, load_predicate
+from chaingate.signing.predicates import load_predicate
 from chaingate.signing.tokens import check_token
 from strategies import NASTY_NUMBERS, deep_json, json_values, mutated, outcome
 

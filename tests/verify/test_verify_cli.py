@@ -12,7 +12,7 @@ from verify_support import POLICY, SAN, Gate, Pushed, push_image
 from chaingate.cli import run
 from chaingate.errors import EXIT_DENIED, EXIT_USAGE
 from chaingate.oci import media
-from chaingate.policy.record import VSA_PREDICATE_TYPE
+from chaingate.predicate_types import SLSA_VSA_V1 as VSA_PREDICATE_TYPE
 from chaingate.testing.images import BuiltIndex
 from chaingate.testing.ociregistry import OCIRegistry
 
@@ -247,7 +247,7 @@ def test_hostile_strings_in_signed_payloads_stay_on_one_line(
     """Log injection: a finding id chosen by whoever wrote the scan must not start a GitHub workflow command."""
     from verify_support import attach, statement, vuln_scan
 
-    from chaingate.policy.clauses import COSIGN_VULN_V1
+    from chaingate.predicate_types import COSIGN_VULN_V1
 
     gate.full(pushed)
     scan = vuln_scan([("CVE-2024-0001\n::error::pwned\x1b[31m", "CRITICAL")])

@@ -45,7 +45,7 @@ from chaingate.oci.artifact import Blob, build_artifact, push_blobs
 from chaingate.oci.interface import Descriptor
 from chaingate.oci.reference import parse_reference
 from chaingate.policy import CLAUSES
-from chaingate.policy.clauses import COSIGN_VULN_V1, CYCLONEDX_BOM, SLSA_PROVENANCE_V02, SLSA_PROVENANCE_V1
+from chaingate.predicate_types import COSIGN_VULN_V1, CYCLONEDX_BOM, SLSA_PROVENANCE_V02, SLSA_PROVENANCE_V1
 from chaingate.testing.images import BuiltIndex
 from chaingate.testing.ociregistry import Fault, OCIRegistry
 from chaingate.testing.registry import DockerRegistry
@@ -889,6 +889,19 @@ def test_multiarch_attestations_on_the_selected_platform_count(gate: Gate, oci_r
     assert any(
         "multi-arch index: only attachments of the index itself were read" in w for w in unselected.warnings
     )
+
+
+def test_a_quarantined_platform_manifest_denies_its_index_without_platform(
+    gate: Gate, oci_registry: OCIRegistry
+) -> None:
+    """Review finding: the index verified and deployed, the runtime runs the quarantined amd64 manifest."""
+    pushed = push_image(gate.registries, oci_registry.host, multiarch=True)
+    gate.full(pushed)
+    amd = _platform_descriptor(pushed, 0).digest
+    quarantine = f'quarantine: [{{digest: "{amd}", reason: "INC-9"}}]\n'
+    decision = gate.verify(pushed.ref, gate.policy(pushed.host, quarantine))
+    expect(decision, "deny", "quarantine", "fail", f"{amd} is quarantined: INC-9")
+    assert "(a platform manifest of this index)" in clause(decision, "quarantine").reason
 
 
 def test_multiarch_platform_that_does_not_exist_is_denied(gate: Gate, oci_registry: OCIRegistry) -> None:

@@ -39,7 +39,7 @@ from chaingate.cli import run
 from chaingate.oci import media
 from chaingate.oci.client import Registries
 from chaingate.policy import load_policy
-from chaingate.policy.clauses import SLSA_PROVENANCE_V1
+from chaingate.predicate_types import SLSA_PROVENANCE_V1
 from chaingate.testing.ociregistry import OCIRegistry
 from chaingate.testing.registry import DockerRegistry
 from chaingate.testing.sigstore import SigstoreStack, github_actions_claims

@@ -2,7 +2,7 @@
 
 Good attestations are written by ``chaingate.signing.attest`` (the writer the
 gate must read); adversarial ones are signed with sigstore-python's own
-signer and attached by hand, exactly per the DESIGN attachment contract, so
+signer and attached by hand, exactly per the attachment contract of docs/design.md, so
 a test can tamper with any byte before it is pushed. Every image is built
 from a unique seed, so attachments of one test can never leak into another.
 """
@@ -30,7 +30,7 @@ from chaingate.oci.interface import Descriptor, ImageStore, Manifest
 from chaingate.oci.registry import RegistryStore
 from chaingate.oci.stores import open_image
 from chaingate.policy import Policy, load_policy
-from chaingate.policy.clauses import COSIGN_VULN_V1, CYCLONEDX_BOM, SLSA_PROVENANCE_V1
+from chaingate.predicate_types import COSIGN_VULN_V1, CYCLONEDX_BOM, SLSA_PROVENANCE_V1
 from chaingate.testing.images import BuiltImage, BuiltIndex, File, Layer, build_image, build_index
 from chaingate.testing.sigstore import SigstoreStack, github_actions_claims
 from chaingate.verify import Decision, verify_image
@@ -216,7 +216,7 @@ def push_image(
 def attach(
     store: ImageStore, subject: Descriptor, bundle: bytes, predicate_type: str = SLSA_PROVENANCE_V1
 ) -> str:
-    """Attach ``bundle`` to ``subject`` exactly as the DESIGN attachment contract says; returns the referrer digest."""
+    """Attach ``bundle`` to ``subject`` per docs/design.md's attachment contract; returns the referrer digest."""
     artifact = build_artifact(
         subject,
         media.SIGSTORE_BUNDLE_V03,

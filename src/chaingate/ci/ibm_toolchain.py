@@ -39,20 +39,36 @@ Build type ``https://chaingate.dev/buildtypes/ibm-toolchain/v1``:
 
 The ``triggered-by`` annotation (an IBMid) is deliberately left out: it is a
 personal identifier, and provenance is often public.
+
+The writer half hands a step's result to IBM DevSecOps: ``collect-evidence``
+and ``set_env`` are called only when the pipeline put them on ``PATH``; they
+are never assumed, and their failure is a warning — evidence is bookkeeping,
+the gate's exit code is the decision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from chaingate.ci.interface import BuildContext, check_commit, check_uri, optional
+from chaingate.ci.report import StepReport
 
 BUILD_TYPE = "https://chaingate.dev/buildtypes/ibm-toolchain/v1"
 BUILDER_PREFIX = "https://cloud.ibm.com/devops/pipelines/tekton/"
 FALLBACK_BUILDER_ID = "https://chaingate.dev/builders/ibm-toolchain/v1"
 SYSTEM = "ibm-toolchain"
+#: What a step's evidence is in IBM DevSecOps terms (``collect-evidence --evidence-type``).
+IBM_EVIDENCE_TYPES = {
+    "sign": "com.ibm.cloud.image_signing",
+    "attest": "com.ibm.cloud.image_signing",
+    "verify": "com.ibm.cloud.image_signing",
+    "deploy": "com.ibm.cloud.image_signing",
+}
+IBM_ASSET_KEY_ENV = "CHAINGATE_IBM_ASSET_KEY"
+IBM_EVIDENCE_TYPE_ENV = "CHAINGATE_IBM_EVIDENCE_TYPE"
 
 
 def _is_ibm(env: Mapping[str, str]) -> bool:
@@ -105,3 +121,72 @@ def from_env(env: Mapping[str, str]) -> BuildContext | None:
 
 def _present(values: Mapping[str, str | None]) -> dict[str, str]:
     return {key: value for key, value in values.items() if value is not None}
+
+
+# -- reporting a step ---------------------------------------------------------------------------------
+
+Runner = Callable[[Sequence[str]], int]
+
+
+def _run(argv: Sequence[str]) -> int:
+    import subprocess
+    import sys
+
+    return subprocess.run(list(argv), check=False, stdout=sys.stderr, timeout=120).returncode
+
+
+def ibm_evidence(
+    report: StepReport,
+    env: Mapping[str, str],
+    *,
+    which: Callable[[str], str | None] | None = None,
+    run: Runner = _run,
+) -> list[str]:
+    """Hand the result to IBM DevSecOps when its tools are on PATH; returns warnings, never raises.
+
+    ``set_env chaingate-<output>`` lets later stages read the digest or the
+    verdict; ``collect-evidence`` records sign/attest/verify/deploy as image-signing
+    evidence for the asset ``$CHAINGATE_IBM_ASSET_KEY`` (default ``app-image``,
+    the name IBM's templates save the built image under). ``which`` defaults to
+    :func:`shutil.which`.
+    """
+    # Imported here: the context adapter above is imported by every ``chaingate provenance``, which runs no tool.
+    import shutil
+    import subprocess
+
+    which = which or shutil.which
+    problems: list[str] = []
+
+    def call(argv: list[str]) -> None:
+        what = " ".join(argv[:2]) if argv[0] == "set_env" else argv[0]
+        try:
+            code = run(argv)
+        except (OSError, subprocess.SubprocessError) as e:
+            problems.append(f"{what} could not run: {type(e).__name__}")
+            return
+        if code != 0:
+            problems.append(f"{what} exited {code}")
+
+    if which("set_env"):
+        for name, value in report.outputs.items():
+            if value:
+                call(["set_env", f"chaingate-{name}", value])
+    evidence_type = env.get(IBM_EVIDENCE_TYPE_ENV) or IBM_EVIDENCE_TYPES.get(report.step)
+    if evidence_type and which("collect-evidence"):
+        argv = [
+            "collect-evidence",
+            "--tool-type",
+            "chaingate",
+            "--status",
+            "success" if report.ok else "failure",
+            "--evidence-type",
+            evidence_type,
+            "--asset-type",
+            "artifact",
+            "--asset-key",
+            env.get(IBM_ASSET_KEY_ENV) or "app-image",
+        ]
+        if report.attachment and Path(report.attachment).is_file():
+            argv += ["--attachment", report.attachment]
+        call(argv)
+    return problems

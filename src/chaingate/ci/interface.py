@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import replace
+from datetime import datetime
 from urllib.parse import urlsplit
 
-from chaingate.errors import ChaingateError
+from chaingate.provenance.context import BuildContext as BuildContext
+from chaingate.provenance.context import BuildContextError as BuildContextError
+from chaingate.timeutil import format_time as _format_time
+from chaingate.timeutil import parse_time as _parse_time
 
 #: The CI systems chaingate recognises, in detection order. IBM Toolchain runs
 #: on Tekton, so it is tried before plain Tekton.
@@ -28,36 +30,6 @@ FINISHED_ON_ENV = "CHAINGATE_BUILD_FINISHED_ON"
 
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
 _GIT_COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
-
-
-class BuildContextError(ChaingateError):
-    """The CI environment or the provenance flags describe a build that cannot be recorded."""
-
-
-@dataclass(frozen=True)
-class BuildContext:
-    """Who built an image, from which source, and when: the inputs of a SLSA v1 predicate.
-
-    ``external_parameters`` and ``internal_parameters`` are already shaped for
-    the ``build_type`` they belong to; ``dependencies`` are resolved
-    dependencies the CI knows about besides the source and the base images
-    (e.g. a pipeline definition pinned by digest).
-    """
-
-    system: str
-    build_type: str | None = None
-    builder_id: str | None = None
-    invocation_id: str | None = None
-    #: The source repository as a URL (``https://github.com/org/app``), without ``git+``.
-    source_uri: str | None = None
-    source_ref: str | None = None
-    #: Lowercase hex git commit (SHA-1 or SHA-256 object name).
-    source_commit: str | None = None
-    started_on: datetime | None = None
-    finished_on: datetime | None = None
-    external_parameters: Mapping[str, Any] = field(default_factory=dict, hash=False)
-    internal_parameters: Mapping[str, Any] = field(default_factory=dict, hash=False)
-    dependencies: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
 
 
 Adapter = Callable[[Mapping[str, str]], BuildContext | None]
@@ -150,29 +122,17 @@ def check_commit(value: str, what: str) -> str:
 
 
 def parse_time(value: str, what: str) -> datetime:
-    """An RFC 3339 timestamp with a zone (``2024-05-01T12:00:00Z``), or ``@EPOCH`` / bare epoch seconds.
+    """An RFC 3339 timestamp with a zone, or ``@EPOCH`` / bare epoch seconds, naming ``what`` when it is not.
 
     A time without a zone is refused: provenance timestamps feed the policy's
     ``maxAge`` and a guessed zone would shift them by hours.
     """
-    text = value.strip()
-    digits = text[1:] if text.startswith("@") else text
-    if digits.isdigit():
-        return datetime.fromtimestamp(int(digits), UTC)
     try:
-        moment = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError:
-        raise BuildContextError(
-            f"{what}: {value!r} is not an RFC 3339 time (e.g. 2024-05-01T12:00:00Z) or epoch seconds"
-        ) from None
-    if moment.tzinfo is None:
-        raise BuildContextError(f"{what}: {value!r} has no time zone; add Z or an offset such as +02:00")
-    return moment.astimezone(UTC)
+        return _parse_time(value, epoch=True)
+    except ValueError as e:
+        raise BuildContextError(f"{what}: {e}") from None
 
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with ``Z``, as in-toto's Timestamp field type requires; sub-second digits only when present."""
-    moment = moment.astimezone(UTC)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _format_time(moment, fraction=True)

@@ -26,19 +26,28 @@ definition ``pipeline`` (as Chains does) and the source ``git+<url>`` with
 ``{"gitCommit": <sha>}``. The default builder id is chaingate's, not
 Chains' ``https://tekton.dev/chains/v2``: the provenance is written by a step
 inside the run, not by the Chains controller, and must not claim otherwise.
+
+The writer half reports a step as Task results: each result file
+(``$(results.IMAGE_DIGEST.path)``…) written whole, without a trailing newline,
+so Tekton Chains reads the digest exactly. Tekton's log interprets no
+commands, so there the step log is only neutralised.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from chaingate.ci.interface import BuildContext, BuildContextError, check_commit, check_uri, optional
+from chaingate.ci.report import StepReport
 
 BUILD_TYPE = "https://tekton.dev/chains/v2/slsa"
 DEFAULT_BUILDER_ID = "https://chaingate.dev/builders/tekton/v1"
 SYSTEM = "tekton"
+#: Tekton result names whose output key is not just the name in lower kebab case.
+TEKTON_ALIASES = {"IMAGE_DIGEST": "digest"}
 
 
 def from_env(env: Mapping[str, str]) -> BuildContext | None:
@@ -118,3 +127,24 @@ def pipeline_source(env: Mapping[str, str]) -> dict[str, Any] | None:
         "config": {"ref": digest_text or "", "repository": uri, "path": path},
         "dependency": dependency,
     }
+
+
+# -- reporting a step ---------------------------------------------------------------------------------
+
+
+def tekton_value(report: StepReport, name: str) -> str:
+    """The output a Tekton result carries.
+
+    ``NAME:output`` names the output explicitly (two attestations in one Task
+    both report ``referrer``); otherwise ``IMAGE_DIGEST`` is ``digest`` and any
+    other name is looked up in lower kebab case (``VSA_REFERRER`` →
+    ``vsa-referrer``).
+    """
+    result, _, key = name.partition(":")
+    return report.outputs.get(key or TEKTON_ALIASES.get(result, result.lower().replace("_", "-")), "")
+
+
+def write_tekton_results(report: StepReport, results: Mapping[str, str]) -> None:
+    """Each named result file holds its value exactly (no newline): Chains parses ``IMAGE_DIGEST`` verbatim."""
+    for name, path in results.items():
+        Path(path).write_text(tekton_value(report, name), encoding="utf-8")

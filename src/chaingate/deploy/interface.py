@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from chaingate.errors import EXIT_DENIED, ChaingateError
+from chaingate.oci.digest import SHA256_PATTERN
+from chaingate.policy.interface import ClauseResult
 
 #: Exactly what Code Engine is given: a repository pinned by digest, never a tag.
-DIGEST_REFERENCE_RE = re.compile(r"[^\s@:/][^\s@]*/[^\s@]+@sha256:[0-9a-f]{64}")
+DIGEST_REFERENCE_RE = re.compile(r"[^\s@:/][^\s@]*/[^\s@]+@" + SHA256_PATTERN)
 
 Kind = Literal["app", "job"]
 
@@ -68,6 +70,11 @@ class Decision(Protocol):
 
     @property
     def allowed(self) -> bool: ...
+
+    @property
+    def clauses(self) -> tuple[ClauseResult, ...]:
+        """Each clause's outcome, typed: the deploy names the failing ones when it refuses."""
+        ...
 
     def record(self) -> dict[str, Any]: ...
 

@@ -12,15 +12,18 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import chaingate
 from chaingate.deploy.interface import Decision, DeployResult
 from chaingate.oci.artifact import Blob, build_artifact, push_artifact
-from chaingate.oci.client import Registries
 from chaingate.oci.digest import sha256_digest
 from chaingate.oci.interface import Descriptor
 from chaingate.oci.stores import open_image
+from chaingate.timeutil import format_time
+
+if TYPE_CHECKING:
+    from chaingate.oci.registries import Registries
 
 DEPLOYMENT_ARTIFACT_TYPE = "application/vnd.chaingate.deployment.v1+json"
 DECISION_MEDIA_TYPE = "application/vnd.chaingate.decision.v1+json"
@@ -79,8 +82,8 @@ def deployment_record(
             "mode": decision.mode,
         },
         "bindingsApplied": result.bindings_applied,
-        "startedOn": _rfc3339(started),
-        "finishedOn": _rfc3339(finished),
+        "startedOn": format_time(started),
+        "finishedOn": format_time(finished),
         "tool": {"name": "chaingate", "version": chaingate.__version__},
     }
     if result.job_run is not None:
@@ -93,10 +96,6 @@ def deployment_record(
     if result.endpoint:
         record["endpoint"] = result.endpoint
     return record
-
-
-def _rfc3339(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def attach_deployment(

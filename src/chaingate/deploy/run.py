@@ -25,12 +25,11 @@ from chaingate.deploy.interface import (
     GateDenied,
     IamAuditReport,
     Target,
-    dict_list,
 )
 from chaingate.deploy.record import attach_deployment, canonical_json, deployer_identity, deployment_record
 from chaingate.errors import ChaingateError
-from chaingate.oci.client import Registries
-from chaingate.oci.interface import Descriptor
+from chaingate.oci.interface import Descriptor, Platform
+from chaingate.oci.registries import Registries
 from chaingate.text import one_line
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ def evaluate(
     registries: Registries,
     trust_config: Path | None,
     project: str | None,
-    platform: Any = None,
+    platform: Platform | None = None,
 ) -> Decision:
     """The gate's decision for ``image``, computed here and now by ``chaingate.verify``."""
     from chaingate.policy import load_policy
@@ -78,11 +77,8 @@ def evaluate(
 
 
 def denial_reasons(decision: Decision) -> list[str]:
-    """The failing clauses of a decision record, as ``clause: reason`` lines."""
-    reasons = []
-    for clause in dict_list(decision.record().get("clauses")):
-        if clause.get("result") == "fail":
-            reasons.append(f"{clause.get('clause')}: {clause.get('reason') or 'failed'}")
+    """The failing clauses of a decision, as ``clause: reason`` lines."""
+    reasons = [f"{c.clause}: {c.reason or 'failed'}" for c in decision.clauses if c.result == "fail"]
     return reasons or [f"verdict {decision.verdict}"]
 
 

@@ -28,16 +28,8 @@ from typing import IO, Any, cast
 from chaingate import safejson
 from chaingate.oci import media
 from chaingate.oci.digest import VerifiedReader, read_bounded, sha256_digest
-from chaingate.oci.interface import (
-    Descriptor,
-    ImageStore,
-    Manifest,
-    NotFound,
-    OCIError,
-    Progress,
-    ReferrerListing,
-    no_progress,
-)
+from chaingate.oci.errors import NotFound, OCIError
+from chaingate.oci.interface import Descriptor, ImageStore, Manifest, Progress, ReferrerListing, no_progress
 from chaingate.oci.layout import LayoutStore, blob_path
 
 _MAX_MANIFEST_JSON = 4 * 1024 * 1024

@@ -29,17 +29,15 @@ import requests
 from chaingate.oci import media
 from chaingate.oci.credentials import Credentials, CredentialStore
 from chaingate.oci.digest import VerifiedReader, sha256_digest, verify_bytes
-from chaingate.oci.interface import (
+from chaingate.oci.errors import (
     AuthError,
-    Descriptor,
     DigestMismatch,
     NotFound,
     OCIError,
-    Progress,
     RegistryUnavailable,
     SizeLimitExceeded,
-    no_progress,
 )
+from chaingate.oci.interface import Descriptor, Progress, no_progress
 from chaingate.oci.reference import is_loopback
 from chaingate.oci.registries import Deadline, DeadlinePassed
 from chaingate.oci.registries import Registries as Registries

@@ -9,17 +9,24 @@ fallback index or layout — and cosign's legacy tags are copied as tags.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from chaingate.oci.archive import ArchiveStore
+from chaingate.oci.errors import OCIError
 from chaingate.oci.interface import (
     Descriptor,
     ImageStore,
     Manifest,
-    OCIError,
     Platform,
     Progress,
     RejectedReferrer,
     no_progress,
 )
+from chaingate.oci.reference import ImageReference, LayoutReference, Reference, parse_image_reference
+from chaingate.oci.stores import open_image, select_platform
+
+if TYPE_CHECKING:
+    from chaingate.oci.registries import Registries
 
 #: How deep referrers of referrers are followed, and how many are copied at most.
 MAX_REFERRER_DEPTH = 4
@@ -51,16 +58,74 @@ class _Counts:
     done: set[str] = field(default_factory=set)
 
 
-def select_platform(store: ImageStore, index: Manifest, platform: Platform) -> Descriptor:
-    """The child of ``index`` for ``platform``; an error listing what exists when none matches."""
-    children = [d for d in index.manifests if d.platform is not None]
-    for d in children:
-        if d.platform is not None and platform.matches(d.platform):
-            return d
-    available = ", ".join(str(d.platform) for d in children) or "none"
-    raise OCIError(
-        f"{store.display}@{index.digest}: no image for platform {platform} (available: {available})"
-    )
+def destination_tag(src: ImageReference, dst: ImageReference) -> str | None:
+    """The tag a copy gets at ``dst``, or None to push by digest only.
+
+    A registry destination keeps its own tag (none when it pins a digest). A
+    layout entry without a name cannot be found again by ``oci:DIR``, so it
+    takes the destination's tag, else the source's, else ``latest``, as skopeo
+    does. A docker archive is named by ``repo_tag`` instead (see ``open_image``).
+    """
+    if isinstance(dst, Reference):
+        return dst.tag if dst.digest is None else None
+    if isinstance(dst, LayoutReference):
+        source_tag = src.tag if isinstance(src, Reference | LayoutReference) else None
+        return dst.tag or source_tag or "latest"
+    return None
+
+
+def check_digest_pin(dst: ImageReference, display: str, result: CopyResult) -> None:
+    """Refuse a copy whose destination names a digest other than the image copied.
+
+    ``REPO@sha256:…`` as a destination is a claim about what lands there; a
+    copy (a platform selection, a rewritten manifest) that produced another
+    digest must fail rather than leave the user believing the pin held.
+    """
+    pin = dst.digest if isinstance(dst, Reference | LayoutReference) else None
+    if pin and pin != result.digest:
+        raise OCIError(f"{display}: destination pins {pin} but the copied image is {result.digest}")
+
+
+def copy_reference(
+    src: str,
+    dst: str,
+    registries: Registries,
+    *,
+    platform: Platform | None = None,
+    referrers: bool = True,
+    progress: Progress = no_progress,
+) -> CopyResult:
+    """Copy the image named ``src`` to ``dst`` (both image references as typed), attachments included.
+
+    A docker archive being written is aborted on any failure, so a half-written
+    tar never looks like a finished one; every store is closed either way.
+    """
+    src_ref = parse_image_reference(src)
+    dst_ref = parse_image_reference(dst)
+    source = open_image(src_ref, registries)
+    try:
+        assert source.target is not None
+        repo_tag = src_ref.name if isinstance(src_ref, Reference) else None
+        destination = open_image(dst_ref, registries, write=True, repo_tag=repo_tag)
+        try:
+            result = copy_image(
+                source.store,
+                source.target,
+                destination.store,
+                tag=destination_tag(src_ref, dst_ref),
+                platform=platform,
+                referrers=referrers,
+                progress=progress,
+            )
+            check_digest_pin(dst_ref, dst, result)
+        except BaseException:
+            if isinstance(destination.store, ArchiveStore):
+                destination.store.abort()
+            raise
+    finally:
+        source.store.close()
+    destination.store.close()
+    return result
 
 
 def copy_image(

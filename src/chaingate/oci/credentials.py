@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from chaingate.oci.interface import AuthError
+from chaingate.oci.errors import AuthError
 from chaingate.oci.reference import DOCKER_HUB
 from chaingate.text import one_line
 

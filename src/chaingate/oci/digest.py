@@ -12,18 +12,32 @@ import hashlib
 import re
 from typing import IO, Any
 
-from chaingate.oci.interface import DigestMismatch, OCIError, SizeLimitExceeded
+from chaingate.oci.errors import DigestMismatch, OCIError, SizeLimitExceeded
 
-_ALGORITHMS = {"sha256": 64, "sha512": 128}
-_DIGEST_RE = re.compile(r"(sha256|sha512):([a-f0-9]+)")
+#: The one digest grammar of chaingate: OCI's two registered algorithms, lowercase hex of their
+#: exact length. Every other module builds on these instead of writing its own pattern, so a policy,
+#: a reference, an SBOM and a deployment cannot disagree about what a digest is.
+SHA256_PATTERN = "sha256:[a-f0-9]{64}"
+DIGEST_PATTERN = f"(?:{SHA256_PATTERN}|sha512:[a-f0-9]{{128}})"
+_DIGEST_RE = re.compile(DIGEST_PATTERN)
+_SHA256_RE = re.compile(SHA256_PATTERN)
+
+
+def is_digest(text: str) -> bool:
+    """Whether ``text`` is exactly one sha256 or sha512 digest."""
+    # fullmatch, not match with ``$``: ``$`` also matches before a trailing newline, which would let
+    # "sha256:<hex>\n" through into URLs, file names and comparisons.
+    return _DIGEST_RE.fullmatch(text) is not None
+
+
+def is_sha256_digest(text: str) -> bool:
+    """Whether ``text`` is exactly one sha256 digest (what policies and deployments pin)."""
+    return _SHA256_RE.fullmatch(text) is not None
 
 
 def validate_digest(digest: str, *, where: str = "digest") -> str:
     """Return ``digest`` if it is a well-formed sha256/sha512 digest, else raise naming ``where``."""
-    # fullmatch, not match: ``$`` also matches before a trailing newline, which would let
-    # "sha256:<hex>\n" through into URLs, file names and comparisons.
-    m = _DIGEST_RE.fullmatch(digest) if isinstance(digest, str) else None
-    if not m or len(m.group(2)) != _ALGORITHMS[m.group(1)]:
+    if not isinstance(digest, str) or not is_digest(digest):
         raise OCIError(f"{where}: malformed digest {digest!r} (expected sha256:<64 hex> or sha512:<128 hex>)")
     return digest
 

@@ -18,37 +18,13 @@ from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
 from chaingate import safejson
-from chaingate.errors import ChaingateError
 from chaingate.oci import media
+from chaingate.oci.digest import validate_digest
 
-
-class OCIError(ChaingateError):
-    """Base error of image references, stores and registries."""
-
-
-class InvalidReference(OCIError):
-    """An image reference that cannot be parsed."""
-
-
-class NotFound(OCIError):
-    """A manifest, blob, tag or repository that does not exist."""
-
-
-class DigestMismatch(OCIError):
-    """Content that does not match the digest (or size) it was asked for by."""
-
-
-class SizeLimitExceeded(OCIError):
-    """A response larger than it may be."""
-
-
-class AuthError(OCIError):
-    """Credentials were refused, or no credentials fit."""
-
-
-class RegistryUnavailable(OCIError):
-    """The registry could not be reached, or kept failing after bounded retries."""
-
+# Explicit re-exports (``as``): cli.py, oci/copy.py and oci/tree.py import these two from here
+# until their owners import chaingate.oci.errors; this module raises both itself.
+from chaingate.oci.errors import NotFound as NotFound
+from chaingate.oci.errors import OCIError as OCIError
 
 #: Progress callback: (what, done, total) — total is None when unknown. The core
 #: calls it and never depends on what it does.
@@ -141,8 +117,6 @@ class Descriptor:
 
     @classmethod
     def from_dict(cls, value: Any, where: str) -> Descriptor:
-        from chaingate.oci.digest import validate_digest
-
         if not isinstance(value, dict):
             raise OCIError(f"{where}: a descriptor must be an object")
         mt, digest, size = value.get("mediaType"), value.get("digest"), value.get("size")

@@ -20,17 +20,8 @@ from typing import IO, Any, Protocol
 from chaingate import safejson
 from chaingate.oci import media
 from chaingate.oci.digest import VerifiedReader, hasher, read_bounded, validate_digest, verify_bytes
-from chaingate.oci.interface import (
-    Descriptor,
-    DigestMismatch,
-    ImageStore,
-    Manifest,
-    NotFound,
-    OCIError,
-    Progress,
-    ReferrerListing,
-    no_progress,
-)
+from chaingate.oci.errors import DigestMismatch, NotFound, OCIError
+from chaingate.oci.interface import Descriptor, ImageStore, Manifest, Progress, ReferrerListing, no_progress
 from chaingate.oci.registry import check_referrers, fallback_tag
 
 _LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'

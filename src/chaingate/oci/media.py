@@ -35,7 +35,7 @@ DOCKER_SCHEMA1 = frozenset(
     }
 )
 
-#: Annotation keys of the attachment contract (DESIGN.md) and of the OCI spec.
+#: Annotation keys of the attachment contract (docs/design.md) and of the OCI spec.
 ANNOTATION_BUNDLE_CONTENT = "dev.sigstore.bundle.content"
 ANNOTATION_PREDICATE_TYPE = "dev.sigstore.bundle.predicateType"
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from chaingate.oci.digest import validate_digest
-from chaingate.oci.interface import InvalidReference, OCIError
+from chaingate.oci.errors import InvalidReference, OCIError
 
 DOCKER_HUB = "docker.io"
 _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})

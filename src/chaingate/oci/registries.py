@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import chaingate
 from chaingate.errors import ChaingateError
 from chaingate.oci.credentials import CredentialStore
-from chaingate.oci.interface import RegistryUnavailable
+from chaingate.oci.errors import RegistryUnavailable
 
 if TYPE_CHECKING:
     from chaingate.oci.client import RegistryClient

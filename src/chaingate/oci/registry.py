@@ -13,12 +13,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 from chaingate.oci import media
 from chaingate.oci.digest import verify_bytes
+from chaingate.oci.errors import NotFound, OCIError
 from chaingate.oci.interface import (
     Descriptor,
     ImageStore,
     Manifest,
-    NotFound,
-    OCIError,
     Progress,
     Referrer,
     ReferrerListing,

@@ -4,10 +4,10 @@ Everything that can go wrong with bytes, signatures and registries has been
 dealt with before this module is reached: it receives only attestations that
 count (verified bundle, matching signer, statement about this digest) and the
 facts about the image, and the current time as an argument. That keeps every
-rule of DESIGN.md testable as a table of inputs and outputs, and keeps the
+rule of docs/design.md testable as a table of inputs and outputs, and keeps the
 decision reproducible from the record.
 
-Ages follow DESIGN.md: age = now - the earlier of the trusted signing time
+Ages follow docs/design.md: age = now - the earlier of the trusted signing time
 and the time the payload claims, so a payload can neither make itself
 fresher than its signature nor hide that it describes an old build.
 """
@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from chaingate.policy.findings import CYCLONEDX_BOM as CYCLONEDX_BOM
 from chaingate.policy.findings import SEVERITY_RANK, Finding, is_cyclonedx
 from chaingate.policy.findings import get_path as _get
 from chaingate.policy.findings import scan_findings as scan_findings
@@ -33,15 +32,16 @@ from chaingate.policy.model import (
     VulnerabilityRule,
     format_duration,
 )
+from chaingate.predicate_types import (
+    COSIGN_SIGN_V1,
+    COSIGN_VULN_V1,
+    GATE_RECORD_PREFIXES,
+    SLSA_PROVENANCE_V02,
+    SLSA_PROVENANCE_V1,
+    SPDX_DOCUMENT,
+)
+from chaingate.timeutil import payload_time
 
-SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
-SLSA_PROVENANCE_V02 = "https://slsa.dev/provenance/v0.2"
-COSIGN_VULN_V1 = "https://cosign.sigstore.dev/attestation/vuln/v1"
-COSIGN_SIGN_V1 = "https://sigstore.dev/cosign/sign/v1"
-SPDX_DOCUMENT = "https://spdx.dev/Document"
-#: The gate's own outputs. They describe a decision, not the artifact, so they never count towards any
-#: clause whoever signed them: otherwise run 1's signed denial record would be run 2's signature.
-GATE_RECORD_TYPES = ("https://slsa.dev/verification_summary/", "https://chaingate.dev/deployment/")
 #: GitHub's build type (actions/attest-build-provenance): its builder id is the runner, not the workflow.
 GITHUB_RUNNER_BUILDER = "/actions/runner/"
 #: Exceptions this close to their end are reported, so they are renewed or fixed in time.
@@ -94,7 +94,7 @@ class Attestation:
 
 
 def is_artifact_statement(predicate_type: str) -> bool:
-    """Whether a statement of this type is about the artifact (DESIGN.md: only those count for ``signers``)."""
+    """Whether a statement is about the artifact (docs/design.md: only those count for ``signers``)."""
     return (
         predicate_type in (COSIGN_SIGN_V1, SLSA_PROVENANCE_V1, SLSA_PROVENANCE_V02, COSIGN_VULN_V1)
         or is_cyclonedx(predicate_type)
@@ -104,7 +104,7 @@ def is_artifact_statement(predicate_type: str) -> bool:
 
 
 def is_gate_record(predicate_type: str) -> bool:
-    return predicate_type.startswith(GATE_RECORD_TYPES)
+    return predicate_type.startswith(GATE_RECORD_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -121,10 +121,13 @@ class ImageFacts:
     digest: str | None
     #: The multi-arch index the platform manifest was selected from, if any.
     index_digest: str | None = None
+    #: The platform manifests a verified multi-arch index lists (without ``--platform``): the runtime will
+    #: run one of them, so quarantining any of them quarantines the index.
+    children: tuple[str, ...] = ()
 
     @property
     def digests(self) -> tuple[str, ...]:
-        """Both digests, so a quarantine or exception naming either the index or the platform applies."""
+        """Both digests, so an exception naming either the index or the platform applies."""
         return tuple(d for d in (self.digest, self.index_digest) if d)
 
 
@@ -142,6 +145,8 @@ class _Outcome:
     reason: str
     evidence: tuple[str, ...] = ()
     findings: tuple[Finding, ...] | None = None
+    #: The quarantined digests that make ``quarantine`` fail: only an exception naming one of them waives it.
+    quarantined: tuple[str, ...] = ()
 
 
 def evaluate(
@@ -165,7 +170,7 @@ def evaluate(
             ("quarantine", _quarantine(policy, facts)),
             ("signers", _signers(attestations)),
             ("provenance", _provenance(policy.provenance, attestations, now)),
-            ("sbom", _sbom(policy.sbom, attestations, now)),
+            ("sbom", _sbom(policy.sbom, attestations, facts, now)),
             ("vulnerabilities", _vulnerabilities(policy.vulnerabilities, attestations, now)),
         ]
     results = tuple(
@@ -185,6 +190,16 @@ def _apply_exceptions(
         for e in policy.exceptions
         if e.clause == clause and e.image.matches(facts.repository, facts.digests)
     ]
+    if clause == "quarantine" and outcome.quarantined:
+        # An exception pinned to a digest waives a quarantine only when it pins the quarantined digest itself:
+        # naming the index must not lift the quarantine of one of its platform manifests (a glob still may).
+        matching = [
+            e
+            for e in policy.exceptions
+            if e.clause == clause
+            and e.image.matches(facts.repository, outcome.quarantined)
+            and (e.image.digest is None or e.image.digest in outcome.quarantined)
+        ]
     active: list[PolicyException] = []
     for exception in matching:
         if not exception.active(now):
@@ -269,10 +284,17 @@ def _require_digest(policy: Policy, facts: ImageFacts) -> _Outcome:
 
 
 def _quarantine(policy: Policy, facts: ImageFacts) -> _Outcome:
-    hits = [q for q in policy.quarantine if q.digest in facts.digests]
+    runs = (*facts.digests, *facts.children)
+    hits = [q for q in policy.quarantine if q.digest in runs]
     if hits:
         return _Outcome(
-            "fail", "; ".join(f"{q.digest} is quarantined: {q.reason} ({q.source})" for q in hits)
+            "fail",
+            "; ".join(
+                f"{q.digest} is quarantined: {q.reason} ({q.source})"
+                + (" (a platform manifest of this index)" if q.digest in facts.children else "")
+                for q in hits
+            ),
+            quarantined=tuple(q.digest for q in hits),
         )
     if not policy.quarantine:
         return _Outcome("skipped", "nothing is quarantined")
@@ -333,14 +355,21 @@ def _provenance(rule: ProvenanceRule | None, attestations: Sequence[Attestation]
     return _Outcome("fail", "no provenance satisfies the policy: " + " | ".join(problems), _evidence(found))
 
 
-def _sbom(rule: SbomRule | None, attestations: Sequence[Attestation], now: datetime) -> _Outcome:
+def _sbom(
+    rule: SbomRule | None, attestations: Sequence[Attestation], facts: ImageFacts, now: datetime
+) -> _Outcome:
     if rule is None:
         return _Outcome("skipped", "the policy has no sbom clause")
-    found = [a for a in attestations if is_cyclonedx(a.predicate_type)]
+    boms = [a for a in attestations if is_cyclonedx(a.predicate_type)]
+    # chaingate and syft name the image digest as metadata.component's version: an SBOM of another image,
+    # signed about this one, describes the wrong filesystem and does not count.
+    found = [a for a in boms if _sbom_image_digest(a) in (None, facts.digest, a.attached_to)]
+    others = [f"{_short(a.referrer)} describes {_sbom_image_digest(a)}" for a in boms if a not in found]
     if not found:
+        note = f" ({'; '.join(others)})" if others else ""
         if rule.required:
-            return _Outcome("fail", "no signed CycloneDX SBOM about this image")
-        return _Outcome("skipped", "no SBOM attached (not required)")
+            return _Outcome("fail", f"no signed CycloneDX SBOM about this image{note}")
+        return _Outcome("skipped", f"no SBOM attached (not required){note}")
     aged = sorted(
         ((age_of(a, _time_at(a.predicate, "metadata", "timestamp"), now), a) for a in found),
         key=lambda t: t[0],
@@ -428,19 +457,8 @@ def age_of(att: Attestation, claimed: datetime | None, now: datetime) -> timedel
     return now - start
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 time from a payload (naive ones read as UTC); None when absent or unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 def _time_at(doc: Any, *path: str) -> datetime | None:
-    return parse_time(_get(doc, *path))
+    return payload_time(_get(doc, *path))
 
 
 def _first_time(doc: Any, *paths: tuple[str, ...]) -> datetime | None:
@@ -560,6 +578,14 @@ def _normal_repository(uri: str) -> str:
     parts = urlsplit(uri.removeprefix("git+"))
     path = parts.path.split("@", 1)[0].rstrip("/").removesuffix(".git")
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}"
+
+
+def _sbom_image_digest(att: Attestation) -> str | None:
+    """The image digest a CycloneDX document names as ``metadata.component.version``, if it names one."""
+    version = _get(att.predicate, "metadata", "component", "version")
+    if isinstance(version, str) and version.startswith("sha256:"):
+        return version
+    return None
 
 
 def _scan_time(att: Attestation) -> datetime | None:

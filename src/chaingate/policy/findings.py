@@ -22,7 +22,8 @@ from typing import Any
 
 from cvss import CVSS2, CVSS3, CVSS4, CVSSError
 
-CYCLONEDX_BOM = "https://cyclonedx.org/bom"
+from chaingate.predicate_types import CYCLONEDX_BOM
+
 SEVERITY_RANK = {"critical": 5, "high": 4, "medium": 3, "low": 2, "none": 1, "unknown": 0}
 
 #: Longest vector handed to the library. Real ones stay under 200 characters
@@ -64,7 +65,8 @@ class Finding:
 
     @property
     def names(self) -> frozenset[str]:
-        return self.aliases | {self.id}
+        """Every id it goes by, upper-cased: ``cve-2024-3094`` in a scan is the policy's ``CVE-2024-3094``."""
+        return frozenset(name.upper() for name in self.aliases | {self.id})
 
 
 def is_cyclonedx(predicate_type: str) -> bool:
@@ -124,17 +126,17 @@ def score_severity(score: object, version: str = "") -> str:
     """The qualitative rating of a bare CVSS base score; ``unknown`` unless it is a number from 0 to 10.
 
     CVSS v3 and v4 share one scale (0 none, then low, medium from 4.0, high
-    from 7.0, critical from 9.0). CVSS v2 defines none, so ``version`` "2"/"2.0"
-    uses NVD's v2 scale: low below 4.0, medium below 7.0, high above.
+    from 7.0, critical from 9.0). CVSS v2 defines no ratings of its own and
+    NVD's v2 scale stops at "high"; a v2 10.0 read as "high" would pass a
+    policy denying ``critical``, so v2 scores use the same scale, failing
+    closed (0 is still "low" there: v2 has no "none").
     """
     if isinstance(score, bool) or not isinstance(score, int | float):
         return "unknown"
     # A comparison, not float(): a huge int would overflow, and NaN fails it.
     if not 0 <= score <= 10:
         return "unknown"
-    if version in ("2", "2.0"):
-        return "low" if score < 4 else "medium" if score < 7 else "high"
-    if score == 0:
+    if score == 0 and version not in ("2", "2.0"):
         return "none"
     return "low" if score < 4 else "medium" if score < 7 else "high" if score < 9 else "critical"
 
@@ -146,7 +148,7 @@ def _vector_score(vector: str) -> tuple[str, float] | None:
         return None
     try:
         if vector.startswith("CVSS:4."):
-            return "4.0", float(CVSS4(vector).base_score)
+            return "4.0", float(CVSS4(_v4_base(vector)).base_score)
         if vector.startswith("CVSS:3."):
             return vector[5:8], float(CVSS3(vector).base_score)
         if vector.startswith("CVSS:") and not vector.startswith("CVSS:2.0/"):
@@ -157,10 +159,31 @@ def _vector_score(vector: str) -> tuple[str, float] | None:
         return None
 
 
+def _v4_base(vector: str) -> str:
+    """Only the base metrics of a CVSS v4 vector.
+
+    The library scores the whole vector, so a threat (``E:U``) or
+    environmental (``MAV:P/MVC:N``) metric chosen by whoever wrote the scan
+    would lower the severity a policy denies on: a 9.3 becomes 8.1 ("high")
+    with ``E:U``. The base score is what advisories publish and gates compare.
+    """
+    prefix, _, rest = vector.partition("/")
+    kept = [part for part in rest.split("/") if part.split(":", 1)[0] in _V4_BASE_METRICS]
+    return "/".join([prefix, *kept])
+
+
+#: CVSS v4.0's base metrics (specification section 2): exploitability, then vulnerable and subsequent system impact.
+_V4_BASE_METRICS = frozenset(("AV", "AC", "AT", "PR", "UI", "VC", "VI", "VA", "SC", "SI", "SA"))
+
+
 def _severity(value: Any) -> str:
     text = value.lower() if isinstance(value, str) and len(value) <= 32 else ""
     if text in ("critical", "high", "medium", "low", "none"):
         return text
+    if text == "important":  # Red Hat's scale: low, moderate, important, critical
+        return "high"
+    if text == "unimportant":  # Debian's tracker: below low
+        return "low"
     if text == "moderate":
         return "medium"
     if text == "negligible":

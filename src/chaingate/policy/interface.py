@@ -31,7 +31,7 @@ CLAUSES: tuple[str, ...] = (
     "sbom",
     "vulnerabilities",
 )
-#: Clauses an exception may waive. ``signers`` is absent on purpose (DESIGN: an
+#: Clauses an exception may waive. ``signers`` is absent on purpose (docs/design.md: an
 #: unsigned image is denied whatever else the policy says), and so is ``image``:
 #: an image that could not be read has not been verified.
 WAIVABLE_CLAUSES: tuple[str, ...] = (

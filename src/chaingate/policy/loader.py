@@ -26,8 +26,8 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from chaingate.oci.digest import validate_digest
-from chaingate.oci.interface import OCIError
+from chaingate.oci.digest import is_sha256_digest, validate_digest
+from chaingate.oci.errors import OCIError
 from chaingate.oci.reference import parse_reference
 from chaingate.policy.interface import WAIVABLE_CLAUSES, Mode, PolicyError
 from chaingate.policy.model import (
@@ -59,7 +59,6 @@ MAX_POLICY_DEPTH = 64
 _SCALAR_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "bool", "null", "float", "timestamp")
 )
-_SHA256 = re.compile(r"^sha256:[a-f0-9]{64}\Z")
 _GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}\Z")
 _GITHUB_WORKFLOW = re.compile(r"^\.github/workflows/[A-Za-z0-9._/-]{1,200}\.ya?ml\Z")
 _GITHUB_REF = re.compile(r"^refs/(?:heads|tags)/[A-Za-z0-9._/+-]{1,255}\Z")
@@ -442,7 +441,9 @@ class _Reader:
             if "maxAge" in entries
             else None,
             deny=frozenset(deny),
-            deny_ids=frozenset(self.strings(entries["denyIds"][1], "vulnerabilities.denyIds"))
+            deny_ids=frozenset(
+                i.upper() for i in self.strings(entries["denyIds"][1], "vulnerabilities.denyIds")
+            )
             if "denyIds" in entries
             else frozenset(),
         )
@@ -454,7 +455,7 @@ class _Reader:
 
     def digest(self, node: Node, key: str) -> str:
         value = self.string(node, key)
-        if not _SHA256.match(value):
+        if not is_sha256_digest(value):
             raise self.error(
                 node, key, f"{value!r} is not a digest", hint="write sha256: and 64 lowercase hex digits"
             )
@@ -490,7 +491,7 @@ class _Reader:
             if not text:
                 continue
             digest, _, reason = text.partition(" ")
-            if not _SHA256.match(digest):
+            if not is_sha256_digest(digest):
                 raise PolicyError(
                     str(path),
                     number,
@@ -524,7 +525,7 @@ class _Reader:
                 raise self.error(
                     entries["ids"][0], f"{key}.ids", "ids only narrow a vulnerabilities exception"
                 )
-            ids = frozenset(self.strings(entries["ids"][1], f"{key}.ids"))
+            ids = frozenset(i.upper() for i in self.strings(entries["ids"][1], f"{key}.ids"))
         expires_node = entries["expires"][1]
         expires = self.expiry(expires_node, f"{key}.expires")
         limit = _one_year_after(self.today)

@@ -2,7 +2,7 @@
 
 A decision outlives the process that made it: it is written next to a deploy,
 stored as evidence and (signed) attached to the image. So it is a frozen
-value, and both its JSON record (DESIGN.md "Decision record") and its SLSA
+value, and both its JSON record (docs/design.md, "Decision record") and its SLSA
 VSA v1 statement are derived from it deterministically: the same decision
 always serialises to the same documents.
 """
@@ -17,17 +17,15 @@ from typing import Any, Literal
 import chaingate
 from chaingate.errors import ChaingateError
 from chaingate.policy.interface import ClauseResult, Mode
+from chaingate.predicate_types import IN_TOTO_STATEMENT_V1, SLSA_VSA_V1
+from chaingate.timeutil import format_time
 
-VSA_PREDICATE_TYPE = "https://slsa.dev/verification_summary/v1"
-STATEMENT_V1 = "https://in-toto.io/Statement/v1"
+#: The name verify/vsa.py imports; the URI itself is defined in chaingate.predicate_types.
+VSA_PREDICATE_TYPE = SLSA_VSA_V1
 #: Who verified, as the VSA's ``verifier.id`` names it.
 VERIFIER_ID = "https://chaingate.dev/verifier/v1"
 #: Version of the decision record's own shape; bumped only when a field changes meaning.
 RECORD_VERSION = 1
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ class Decision:
         return self.verdict == "allow" or self.mode == "warn"
 
     def record(self) -> dict[str, Any]:
-        """The JSON decision record of DESIGN.md."""
+        """The JSON decision record of docs/design.md."""
         out: dict[str, Any] = {
             "recordVersion": RECORD_VERSION,
             "image": self.image,
@@ -84,7 +82,7 @@ class Decision:
                 "clauses": [c.to_dict() for c in self.clauses],
                 "ignored": [{"digest": d, "reason": r} for d, r in self.ignored],
                 "warnings": list(self.warnings),
-                "time": _rfc3339(self.time),
+                "time": format_time(self.time),
                 "tool": {"name": "chaingate", "version": self.tool_version},
                 "toolVersion": self.tool_version,
             }
@@ -105,7 +103,7 @@ class Decision:
         levels = [f"SLSA_BUILD_LEVEL_{self.slsa_build_level}"] if passed else ["FAILED"]
         predicate: dict[str, Any] = {
             "verifier": {"id": VERIFIER_ID, "version": {"chaingate": self.tool_version}},
-            "timeVerified": _rfc3339(self.time),
+            "timeVerified": format_time(self.time),
             "resourceUri": f"oci://{self.repository}@{self.digest}",
             "policy": {
                 "uri": Path(self.policy_path).resolve().as_uri() if self.policy_path else "",
@@ -120,9 +118,9 @@ class Decision:
             "slsaVersion": "1.0",
         }
         return {
-            "_type": STATEMENT_V1,
+            "_type": IN_TOTO_STATEMENT_V1,
             "subject": [{"name": self.repository, "digest": {algorithm: hexpart}}],
-            "predicateType": VSA_PREDICATE_TYPE,
+            "predicateType": SLSA_VSA_V1,
             "predicate": predicate,
         }
 

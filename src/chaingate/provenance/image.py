@@ -18,10 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from chaingate import safejson
-from chaingate.ci.interface import BuildContext, BuildContextError
 from chaingate.oci import media
 from chaingate.oci.digest import read_bounded, validate_digest
-from chaingate.oci.interface import ImageStore, InvalidReference, Manifest, OCIError
+from chaingate.oci.errors import InvalidReference, OCIError
+from chaingate.oci.interface import ImageStore, Manifest
 from chaingate.oci.reference import (
     ArchiveReference,
     ImageReference,
@@ -29,6 +29,7 @@ from chaingate.oci.reference import (
     Reference,
     parse_reference,
 )
+from chaingate.provenance.context import BuildContext, BuildContextError
 from chaingate.provenance.slsa import BaseImage, check_context, provenance_statement
 
 BASE_DIGEST_KEY = "org.opencontainers.image.base.digest"

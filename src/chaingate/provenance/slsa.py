@@ -22,10 +22,11 @@ from datetime import datetime
 from typing import Any
 
 import chaingate
-from chaingate.ci.interface import BuildContext, BuildContextError, format_time
+from chaingate.predicate_types import SLSA_PROVENANCE_V1
+from chaingate.provenance.context import BuildContext, BuildContextError
 from chaingate.provenance.statement import statement, subject
+from chaingate.timeutil import format_time
 
-SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 BASE_IMAGE_ROLE = {"chaingate.dev/role": "base-image"}
 
 
@@ -121,14 +122,14 @@ def predicate(
     started = context.started_on or min(generated_at, finished)
     if started > finished:
         raise BuildContextError(
-            f"startedOn {format_time(started)} is after finishedOn {format_time(finished)}",
+            f"startedOn {format_time(started, fraction=True)} is after finishedOn {format_time(finished, fraction=True)}",
             hint="check --started-on / --finished-on and the CI's build times",
         )
     metadata: dict[str, Any] = {}
     if context.invocation_id:
         metadata["invocationId"] = context.invocation_id
-    metadata["startedOn"] = format_time(started)
-    metadata["finishedOn"] = format_time(finished)
+    metadata["startedOn"] = format_time(started, fraction=True)
+    metadata["finishedOn"] = format_time(finished, fraction=True)
     return {
         "buildDefinition": build_definition,
         "runDetails": {

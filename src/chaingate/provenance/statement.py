@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chaingate.errors import ChaingateError
+from chaingate.predicate_types import IN_TOTO_STATEMENT_V1
 
-STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 #: What sigstore and cosign put in a DSSE envelope's ``payloadType`` for a statement.
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
@@ -41,7 +41,7 @@ def statement(
 ) -> dict[str, Any]:
     """A Statement v1 document; key order follows the spec's schema so a reader sees it as documented."""
     return {
-        "_type": STATEMENT_V1,
+        "_type": IN_TOTO_STATEMENT_V1,
         "subject": subjects,
         "predicateType": predicate_type,
         "predicate": dict(predicate),
@@ -75,8 +75,10 @@ def check_statement(doc: Any, where: str) -> dict[str, Any]:
     """``doc`` as a Statement v1, or a :class:`StatementError` naming the first thing wrong with it."""
     if not isinstance(doc, dict):
         raise StatementError(f"{where}: an in-toto statement must be a JSON object")
-    if doc.get("_type") != STATEMENT_V1:
-        raise StatementError(f"{where}: _type is {doc.get('_type')!r}; only {STATEMENT_V1} is supported")
+    if doc.get("_type") != IN_TOTO_STATEMENT_V1:
+        raise StatementError(
+            f"{where}: _type is {doc.get('_type')!r}; only {IN_TOTO_STATEMENT_V1} is supported"
+        )
     subjects = doc.get("subject")
     if not isinstance(subjects, list) or not subjects:
         raise StatementError(f"{where}: subject must be a non-empty array")

@@ -12,11 +12,11 @@ layer) raise :class:`SbomError`.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from chaingate.oci.digest import is_digest
 from chaingate.oci.interface import Progress, no_progress
 from chaingate.sbom.bom import write_bom
 from chaingate.sbom.catalogers import default_catalogers
@@ -24,8 +24,6 @@ from chaingate.sbom.catalogers.base import CatalogContext, Cataloger, FileReader
 from chaingate.sbom.interface import DEFAULT_LIMITS, LayerInput, Limits, SbomError
 from chaingate.sbom.osrelease import OSReleaseReader, distro_from
 from chaingate.sbom.view import build_view
-
-_DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 
 
 def sbom_timestamp(created: datetime | None, environ: Mapping[str, str] | None = None) -> datetime:
@@ -63,7 +61,7 @@ def generate_sbom(
     Deterministic: the same layers give the same bytes except
     ``metadata.timestamp``, which ``created`` or ``SOURCE_DATE_EPOCH`` fixes.
     """
-    if not _DIGEST.match(image_digest):
+    if not is_digest(image_digest):
         raise SbomError(f"image digest {image_digest!r} is not sha256:<64 hex> or sha512:<128 hex>")
     if not image_name:
         raise SbomError("an SBOM needs the image name")

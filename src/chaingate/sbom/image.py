@@ -7,8 +7,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import IO
 
-from chaingate.oci.copy import select_platform
 from chaingate.oci.interface import Descriptor, ImageStore, Platform, Progress, no_progress
+from chaingate.oci.stores import select_platform
 from chaingate.sbom.engine import generate_sbom
 from chaingate.sbom.interface import DEFAULT_LIMITS, LayerInput, SbomError
 

@@ -13,7 +13,7 @@ Order matters and is the point of this module:
    referrer first, then the bundle's referrer (blobs before manifest). A
    failure here says exactly what already exists where.
 
-The referrer follows DESIGN.md's attachment contract, the shape cosign v3 and
+The referrer follows the attachment contract of docs/design.md, the shape cosign v3 and
 actions/attest write: an OCI image manifest with ``artifactType`` and layer
 media type ``application/vnd.dev.sigstore.bundle.v0.3+json``, the empty
 config, ``subject`` = the image descriptor, and annotations
@@ -31,12 +31,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from chaingate.ci.interface import format_time
 from chaingate.errors import ChaingateError
 from chaingate.oci import media
 from chaingate.oci.artifact import Artifact, Blob, build_artifact, push_artifact, push_blobs
 from chaingate.oci.reference import ArchiveReference, Reference
 from chaingate.oci.stores import OpenedImage
+from chaingate.predicate_types import COSIGN_SIGN_V1
 from chaingate.provenance.image import subject_name
 from chaingate.provenance.statement import encode, statement, subject
 from chaingate.signing.bundle import summarize
@@ -47,14 +47,10 @@ from chaingate.signing.interface import (
     SigningError,
     TrustConfigError,
 )
-from chaingate.signing.predicates import (
-    COSIGN_SIGN_V1,
-    CYCLONEDX_MEDIA_TYPE,
-    LoadedPredicate,
-    sbom_reference_predicate,
-)
+from chaingate.signing.predicates import CYCLONEDX_MEDIA_TYPE, LoadedPredicate, sbom_reference_predicate
 from chaingate.signing.tokens import IdentityToken
 from chaingate.text import one_line
+from chaingate.timeutil import format_time
 
 if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig
@@ -248,7 +244,7 @@ def attest_image(
     descriptor = store.resolve(opened.target)
     digest = descriptor.digest
     loaded.check_subject(digest)
-    created = format_time(now.replace(microsecond=0))
+    created = format_time(now)
 
     predicate = loaded.predicate
     sbom_artifact: Artifact | None = None

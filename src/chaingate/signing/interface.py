@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from chaingate.errors import ChaingateError
+from chaingate.timeutil import format_epoch
 
 
 class SigningError(ChaingateError):
@@ -61,9 +61,7 @@ class TransparencyLogEntry:
         return {
             "logIndex": self.log_index,
             "integratedTime": self.integrated_time,
-            "integratedTimeUTC": datetime.fromtimestamp(self.integrated_time, UTC).strftime(
-                "%Y-%m-%dT%H:%M:%SZ"
-            ),
+            "integratedTimeUTC": format_epoch(self.integrated_time),
             "logId": self.log_id,
         }
 

@@ -45,7 +45,13 @@ from pathlib import Path
 from typing import Any
 
 from chaingate import safejson
-from chaingate.provenance.slsa import SLSA_PROVENANCE_V1
+from chaingate.predicate_types import (
+    COSIGN_VULN_V1,
+    CYCLONEDX_BOM,
+    SLSA_PROVENANCE_V1,
+    SLSA_VSA_V1,
+    SPDX_DOCUMENT,
+)
 from chaingate.provenance.statement import (
     StatementError,
     check_statement,
@@ -55,8 +61,6 @@ from chaingate.provenance.statement import (
     names_digest,
 )
 
-COSIGN_SIGN_V1 = "https://sigstore.dev/cosign/sign/v1"
-CYCLONEDX_BOM = "https://cyclonedx.org/bom"
 CYCLONEDX_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 CYCLONEDX_VERSIONS = frozenset({"1.4", "1.5", "1.6"})
 
@@ -65,9 +69,9 @@ PREDICATE_TYPES = {
     "slsaprovenance": SLSA_PROVENANCE_V1,
     "slsaprovenance1": SLSA_PROVENANCE_V1,
     "cyclonedx": CYCLONEDX_BOM,
-    "spdxjson": "https://spdx.dev/Document",
-    "vuln": "https://cosign.sigstore.dev/attestation/vuln/v1",
-    "vsa": "https://slsa.dev/verification_summary/v1",
+    "spdxjson": SPDX_DOCUMENT,
+    "vuln": COSIGN_VULN_V1,
+    "vsa": SLSA_VSA_V1,
 }
 #: SBOMs up to this size are signed inline; larger ones are attached by reference (see module docs).
 MAX_INLINE_SBOM_BYTES = 1024 * 1024

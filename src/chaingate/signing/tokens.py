@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from chaingate import safejson
 from chaingate.signing.interface import IdentityTokenError
+from chaingate.timeutil import format_epoch
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +115,6 @@ def _number(claims: Mapping[str, Any], name: str, source: str, *, required: bool
     return float(value)
 
 
-def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def check_token(raw: str, source: str, *, now: float | None = None) -> IdentityToken:
     """A token Fulcio can accept as far as its claims show: JWT shape, iss/sub, ``sigstore`` audience, lifetime."""
     raw = raw.strip()
@@ -144,14 +141,16 @@ def check_token(raw: str, source: str, *, now: float | None = None) -> IdentityT
     assert expires is not None and issued is not None
     if expires <= now:
         raise IdentityTokenError(
-            f"identity token from {source} expired at {_when(expires)}",
+            f"identity token from {source} expired at {format_epoch(expires)}",
             hint="identity tokens live minutes: fetch a fresh one right before signing",
         )
     if not_before is not None and not_before > now + CLOCK_SKEW:
-        raise IdentityTokenError(f"identity token from {source} is not valid before {_when(not_before)}")
+        raise IdentityTokenError(
+            f"identity token from {source} is not valid before {format_epoch(not_before)}"
+        )
     if issued > now + CLOCK_SKEW:
         raise IdentityTokenError(
-            f"identity token from {source} claims to be issued in the future ({_when(issued)})"
+            f"identity token from {source} claims to be issued in the future ({format_epoch(issued)})"
         )
     return IdentityToken(raw, source, claims)
 

@@ -32,14 +32,19 @@ from sigstore.errors import VerificationError
 
 from chaingate import safejson
 from chaingate.policy.clauses import (
-    SLSA_PROVENANCE_V02,
-    SLSA_PROVENANCE_V1,
     Attestation,
     CertificateFacts,
     is_gate_record,
     provenance_disagreements,
 )
 from chaingate.policy.model import SIGNER_CLAIMS, Signer
+from chaingate.predicate_types import (
+    IN_TOTO_STATEMENT_V01,
+    IN_TOTO_STATEMENT_V1,
+    SLSA_PROVENANCE_V02,
+    SLSA_PROVENANCE_V1,
+)
+from chaingate.provenance.statement import PAYLOAD_TYPE
 from chaingate.signing.interface import TrustConfigError
 from chaingate.text import one_line
 from chaingate.verify.interface import FoundBundle, Ignored
@@ -47,8 +52,7 @@ from chaingate.verify.interface import FoundBundle, Ignored
 if TYPE_CHECKING:
     from sigstore.verify import Verifier
 
-IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
-STATEMENT_TYPES = ("https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1")
+STATEMENT_TYPES = (IN_TOTO_STATEMENT_V1, IN_TOTO_STATEMENT_V01)
 _FULCIO_ARC = "1.3.6.1.4.1.57264.1."
 #: Fulcio's OIDC issuer: the DER-encoded v2 extension, else the raw v1 one.
 _ISSUER_EXTENSIONS = ((8, True), (1, False))
@@ -237,7 +241,7 @@ def verify_bundle(trust: TrustRoot, found: FoundBundle, signers: Sequence[Signer
         return ignore(
             "sigstore did not apply the signer policy"
         )  # defensive: never count an unchecked identity
-    if payload_type != IN_TOTO_PAYLOAD_TYPE:
+    if payload_type != PAYLOAD_TYPE:
         return ignore(f"DSSE payload type {payload_type!r} is not an in-toto statement")
     statement = _statement(payload)
     if isinstance(statement, str):

@@ -16,7 +16,7 @@ the blobs of one image share one byte budget
 command's deadline is checked before every read and every verification.
 
 A single bad attachment is recorded as ignored and never stops collection:
-a broken referrer beside good ones must not deny by itself (DESIGN.md). A
+a broken referrer beside good ones must not deny by itself (docs/design.md). A
 failure to *list* attachments, an exhausted budget or a passed deadline, on
 the other hand, propagates: the gate cannot know what it did not see, and an
 attacker who could push the real attestations out of view with junk must
@@ -30,17 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from chaingate.oci import media
-from chaingate.oci.interface import (
-    AuthError,
-    Descriptor,
-    ImageStore,
-    Manifest,
-    OCIError,
-    Progress,
-    RegistryUnavailable,
-    SizeLimitExceeded,
-    no_progress,
-)
+from chaingate.oci.errors import AuthError, OCIError, RegistryUnavailable, SizeLimitExceeded
+from chaingate.oci.interface import Descriptor, ImageStore, Manifest, Progress, no_progress
 from chaingate.oci.registries import Deadline, DeadlinePassed
 from chaingate.signing.bundle import (
     MAX_BUNDLE_BYTES,

@@ -20,15 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from chaingate.errors import ChaingateError
-from chaingate.oci.client import Registries
-from chaingate.oci.copy import select_platform
 from chaingate.oci.interface import Platform, Progress, no_progress
 from chaingate.oci.reference import LayoutReference, Reference, parse_image_reference
 from chaingate.oci.registries import Deadline
-from chaingate.oci.stores import open_image
+from chaingate.oci.stores import open_image, select_platform
 from chaingate.policy.clauses import Attestation, Evaluation, ImageFacts, evaluate
 from chaingate.policy.interface import ClauseResult
 from chaingate.policy.model import Policy
@@ -37,6 +35,9 @@ from chaingate.text import one_line
 from chaingate.verify.bundles import TrustRoot, verify_bundle
 from chaingate.verify.collect import Verify, collect
 from chaingate.verify.interface import Collected, FoundBundle, Ignored
+
+if TYPE_CHECKING:
+    from chaingate.oci.registries import Registries
 
 log = logging.getLogger(__name__)
 #: Seconds past the deadline the watchdog waits for the reader's own, more precise, deadline error.
@@ -52,6 +53,8 @@ class _Read:
     collected: Collected | None = None
     problem: str | None = None
     note: str | None = None
+    #: The platform manifests an index lists, when no ``--platform`` narrowed it (quarantine reads them).
+    children: tuple[str, ...] = ()
 
 
 def verify_image(
@@ -105,7 +108,7 @@ def verify_image(
     # index it was selected from goes beside it (an index digest would deploy whatever the runtime picks).
     verified = read.platform_digest or read.digest
     index = read.digest if read.platform_digest else None
-    facts = ImageFacts(str(ref), repository, pinned, verified, index)
+    facts = ImageFacts(str(ref), repository, pinned, verified, index, read.children)
     image = _image_clause(str(ref), read, len(attestations), len(ignored))
     try:
         evaluation = evaluate(policy, facts, attestations, now=now)
@@ -185,6 +188,7 @@ def _read_image(
     digest: str | None = None
     platform_digest: str | None = None
     note: str | None = None
+    children: tuple[str, ...] = ()
     try:
         opened = open_image(reference, registries)
         with opened.store as store:
@@ -195,8 +199,15 @@ def _read_image(
             subjects = [digest]
             if root.is_index and platform is not None:
                 platform_digest = select_platform(store, root, platform).digest
+                # What will run must exist and be an image: fetched (digest-checked) before it is named.
+                child = store.get_manifest(platform_digest)
+                if child.is_index:
+                    return _Read(
+                        digest, problem=f"--platform {platform}: {platform_digest} is an index, not an image"
+                    )
                 subjects.append(platform_digest)
             elif root.is_index:
+                children = tuple(d.digest for d in root.manifests)
                 note = (
                     f"{reference} is a multi-arch index: only attachments of the index itself were read "
                     "(pass --platform to also read a platform manifest's)"
@@ -211,7 +222,7 @@ def _read_image(
     except Exception as e:  # anything unforeseen while reading is still a denial, never a crash or an allow
         log.debug("reading %s failed", reference, exc_info=True)
         return _Read(digest, platform_digest, problem=f"{type(e).__name__}: {one_line(e)}", note=note)
-    return _Read(digest, platform_digest, collected, note=note)
+    return _Read(digest, platform_digest, collected, note=note, children=children)
 
 
 def _image_clause(reference: str, read: _Read, counted: int, ignored: int) -> ClauseResult:

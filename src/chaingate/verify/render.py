@@ -54,7 +54,7 @@ def render_text(decision: Decision) -> str:
                 lines.append(f"{indent}evidence: {', '.join(_short(d) for d in evidence)}")
     if decision.ignored:
         lines += ["", f"ignored attachments ({len(decision.ignored)}):"]
-        lines += [f"  {_short(digest)}  {_safe(reason)}" for digest, reason in decision.ignored]
+        lines += [f"  {_safe(_short(digest))}  {_safe(reason)}" for digest, reason in decision.ignored]
     if decision.warnings:
         lines += ["", "warnings:"]
         lines += [f"  {_safe(warning)}" for warning in decision.warnings]

@@ -9,6 +9,9 @@ the signed statement's predicate type, the signer identity from the Fulcio
 certificate, the Rekor log index and integrated time — read with
 sigstore-python's parser but not verified (``"verified": false``): it helps
 a human see what is there, it is not evidence.
+
+It sits above ``oci`` (the bottom layer, which knows nothing of Sigstore)
+because it reads bundles with ``chaingate.signing``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chaingate.oci import media
-from chaingate.oci.interface import ImageStore, Manifest, OCIError, RejectedReferrer
+from chaingate.oci.errors import OCIError
+from chaingate.oci.interface import ImageStore, Manifest, RejectedReferrer
 
 if TYPE_CHECKING:
     from chaingate.signing.bundle import BundleSummary

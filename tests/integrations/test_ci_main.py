@@ -1,0 +1,70 @@
+"""``chaingate-ci``, the declared entry point the actions and Tasks call: it reports, it never changes a verdict."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from ci_emulation import REPO, parse_github_output
+
+from chaingate.ci.__main__ import main
+
+DIGEST = "sha256:" + "ab" * 32
+DENIED = {
+    "image": f"us.icr.io/team/app@{DIGEST}", "digest": DIGEST, "repository": "us.icr.io/team/app",
+    "mode": "enforce", "verdict": "deny", "allowed": False,
+    "clauses": [{"clause": "signers", "result": "fail", "reason": "unsigned", "evidence": [], "exceptionId": None}],
+}  # fmt: skip
+
+
+def test_main_reports_without_failing_the_gate_and_refuses_unreadable_results(tmp_path: Path) -> None:
+    out_file, summary = tmp_path / "output", tmp_path / "summary"
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(out_file), "GITHUB_STEP_SUMMARY": str(summary)}
+    result = tmp_path / "d.json"
+    result.write_text(json.dumps(DENIED))
+    stdout = io.StringIO()
+    code = main(["report", "verify", "--exit-code", "1", "--result", str(result)], env=env, out=stdout)
+    assert code == 1
+    assert parse_github_output(out_file.read_text())["verdict"] == "deny"
+    assert "### chaingate verify" in summary.read_text()
+    assert "::error title=chaingate verify::signers: unsigned" in stdout.getvalue()
+    bad = io.StringIO()
+    assert main(["report", "attest", "--exit-code", "0"], env=env, out=bad) == 2
+    assert "cannot report the result" in bad.getvalue()
+
+
+def test_a_report_that_cannot_be_made_keeps_chaingates_own_exit_code(tmp_path: Path) -> None:
+    result = tmp_path / "d.json"
+    result.write_text(json.dumps({**DENIED, "allowed": True}))  # contradicts the exit code
+    out = io.StringIO()
+    assert main(["report", "verify", "--exit-code", "1", "--result", str(result)], env={}, out=out) == 1
+    assert main(["report", "sbom", "--exit-code", "0", "--set", "novalue"], env={}, out=out) == 2
+    assert out.getvalue() == ""  # the error goes to stderr; annotations only on GitHub
+
+
+def test_main_mask_prints_only_inside_github_actions() -> None:
+    out = io.StringIO()
+    main(["mask", "A", "B", "MISSING"], env={"A": "s3cret", "B": "x\ny"}, out=out)
+    assert out.getvalue() == ""
+    main(["mask", "A", "B", "MISSING"], env={"GITHUB_ACTIONS": "true", "A": "s3cret", "B": "x\ny"}, out=out)
+    assert out.getvalue().splitlines() == ["::add-mask::s3cret", "::add-mask::x", "::add-mask::y"]
+
+
+def test_chaingate_ci_is_a_declared_script_that_the_actions_and_tasks_call() -> None:
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["chaingate-ci"] == "chaingate.ci.__main__:main"
+    installed = Path(sys.executable).parent / "chaingate-ci"
+    proc = subprocess.run([str(installed), "--help"], capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: chaingate-ci ")
+    # pathlib's * also matches dot files, so this finds the DevSecOps .pipeline-config.yaml too.
+    callers = {REPO / "action.yml", *REPO.glob("actions/**/*.yml"), *REPO.glob("actions/*.sh")}
+    callers |= set(REPO.glob("tekton/**/*.yaml"))
+    assert REPO / "tekton/ibm-toolchain/devsecops/.pipeline-config.yaml" in callers
+    for path in callers:
+        assert "chaingate.ci." not in path.read_text(), f"{path} still runs a module path"
+    assert sum(path.read_text().count('"$CHAINGATE_CI" run ') for path in callers) >= 15
+    assert sum(path.read_text().count("chaingate-ci run ") for path in callers) >= 15
