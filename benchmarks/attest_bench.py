@@ -45,9 +45,9 @@ from chaingate.provenance.image import image_provenance
 from chaingate.signing.attest import attest_image, prepare_signer
 from chaingate.signing.predicates import load_predicate, predicate_type_for
 from chaingate.signing.tokens import check_token
-from chaingate.testing.images import File, Layer, build_image, write_layout
-from chaingate.testing.registry import DockerRegistry
-from chaingate.testing.sigstore import SigstoreStack, github_actions_claims
+from chaingate_testing.images import File, Layer, build_image, write_layout
+from chaingate_testing.registry import DockerRegistry
+from chaingate_testing.sigstore import SigstoreStack, github_actions_claims
 
 SHA = "a" * 40
 CONTEXT = BuildContext(

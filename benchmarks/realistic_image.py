@@ -39,7 +39,7 @@ four layers, each what a Dockerfile step would leave behind:
    (per-file whiteout), and ``/opt/webapp`` deleted and recreated with the
    1.0.1 war (an opaque whiteout): none of what it removes may reach an SBOM.
 
-Layers are written with :mod:`chaingate.testing.images` (PAX tars, fixed
+Layers are written with :mod:`chaingate_testing.images` (PAX tars, fixed
 mtimes and owners from the files, gzip without timestamps), so the layer
 bytes depend only on the files; the files themselves follow Debian's archive
 and the registries, which is why nothing may assert on exact package versions
@@ -65,7 +65,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaingate.testing.images import (
+from chaingate_testing.images import (
     Dir,
     File,
     Hardlink,

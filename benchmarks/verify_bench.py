@@ -43,10 +43,10 @@ from chaingate.oci.client import Registries
 from chaingate.oci.interface import Manifest
 from chaingate.oci.registry import RegistryStore
 from chaingate.policy import load_policy
-from chaingate.testing.images import File, Layer, build_image
-from chaingate.testing.registry import DockerRegistry
-from chaingate.testing.sigstore import SigstoreStack, github_actions_claims
 from chaingate.verify import verify_image
+from chaingate_testing.images import File, Layer, build_image
+from chaingate_testing.registry import DockerRegistry
+from chaingate_testing.sigstore import SigstoreStack, github_actions_claims
 
 REPO = "bench/app"
 SAN = f"https://github.com/{REPO}/.github/workflows/release.yml@refs/heads/main"

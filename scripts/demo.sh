@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
 VENV="${CHAINGATE_VENV:-.venv}"
-"$VENV/bin/python" -m pip install -q -e .
-exec "$VENV/bin/python" -m chaingate.testing.demo "$@"
+"$VENV/bin/python" -m pip install -q -e . -e ./testing
+exec "$VENV/bin/python" -m chaingate_testing.demo "$@"

@@ -15,9 +15,10 @@ from hypothesis import settings
 
 from chaingate.oci.client import Registries, RegistryOptions
 from chaingate.oci.credentials import CredentialStore
-from chaingate.testing.ociregistry import OCIRegistry
-from chaingate.testing.registry import DockerRegistry
-from chaingate.testing.sigstore import SigstoreStack
+from chaingate_testing.ociregistry import OCIRegistry
+from chaingate_testing.registry import DockerRegistry
+from chaingate_testing.sigstore import SigstoreStack
+from support.netguard import forbid_non_loopback
 
 # Property tests (tests/**/test_*_properties.py). `ci`, the default, runs the same bounded examples on
 # every run, so a red CI is reproducible; `fuzz` (benchmarks/fuzz.py) draws fresh ones, as many as
@@ -32,6 +33,12 @@ settings.register_profile(
     deadline=5000,
 )
 settings.load_profile(os.environ.get("CHAINGATE_HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches a real service (public Sigstore's TUF, IBM Cloud, GitHub): only loopback is allowed."""
+    forbid_non_loopback(monkeypatch, request.node.nodeid)
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +111,7 @@ def registries(make_registries: Callable[..., Registries]) -> Registries:
 @pytest.fixture
 def sample_layout(tmp_path: Path) -> Path:
     """A small single-platform image in an OCI layout, tagged ``latest``."""
-    from chaingate.testing.images import File, Layer, build_image, write_layout
+    from chaingate_testing.images import File, Layer, build_image, write_layout
 
     image = build_image(
         [
@@ -120,7 +127,7 @@ def sample_layout(tmp_path: Path) -> Path:
 @pytest.fixture
 def multiarch_layout(tmp_path: Path) -> Path:
     from chaingate.oci.interface import Platform
-    from chaingate.testing.images import File, Layer, build_image, build_index, write_layout
+    from chaingate_testing.images import File, Layer, build_image, build_index, write_layout
 
     images = [
         build_image([Layer([File("etc/arch", arch.encode())])], platform=Platform("linux", arch, variant))

@@ -12,8 +12,8 @@ import pytest
 
 from chaingate import __version__
 from chaingate.cli import ProgressPrinter, run
-from chaingate.testing.ociregistry import OCIRegistry
-from chaingate.testing.registry import DockerRegistry
+from chaingate_testing.ociregistry import OCIRegistry
+from chaingate_testing.registry import DockerRegistry
 
 
 def test_version_and_module_entry_point() -> None:

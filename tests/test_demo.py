@@ -14,7 +14,7 @@ import pytest
 @pytest.mark.slow
 def test_main_job_runs_the_whole_chain(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "chaingate.testing.demo", "--output", str(tmp_path / "demo")],
+        [sys.executable, "-m", "chaingate_testing.demo", "--output", str(tmp_path / "demo")],
         capture_output=True,
         text=True,
         timeout=300,

@@ -44,6 +44,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "chaingate.safeyaml",
             "chaingate.timeutil",
             "chaingate.predicate_types",
+            "chaingate.userfiles",
         ),
     ),
     ("oci", ("chaingate.oci",)),
@@ -53,7 +54,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("deploy", ("chaingate.deploy",)),
     ("ci", ("chaingate.ci",)),
     ("cli", ("chaingate.cli", "chaingate.__main__")),
-    ("stand-ins", ("chaingate.testing",)),
+    ("stand-ins", ("chaingate_testing",)),
 )
 
 #: (importer, imported) pairs allowed to go up a floor, each with its reason.
@@ -264,3 +265,15 @@ def test_importing_a_package_loads_only_what_it_uses(tmp_path: Path, module: str
     loaded = probe(tmp_path, "import", module)
     assert module in loaded.modules
     assert not loaded.top_level() & unneeded, sorted(loaded.top_level() & unneeded)
+
+
+def test_the_product_wheel_ships_no_stand_in() -> None:
+    """The loopback CA, token issuer and fake clouds are the ``chaingate-testing`` distribution's, not the product's."""
+    from setuptools import find_packages
+
+    repo = Path(__file__).resolve().parents[1]
+    packages = find_packages(where=str(repo / "src"))  # what the product wheel's find directive collects
+    assert packages and all(p == "chaingate" or p.startswith("chaingate.") for p in packages), packages
+    assert not [p for p in packages if "testing" in p.split(".")], packages
+    stand_ins = repo / "testing" / "src" / "chaingate_testing"
+    assert (stand_ins / "sigstore" / "fulcio.py").is_file()

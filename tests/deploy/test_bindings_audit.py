@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from deploy_support import IMAGE, OTHER_DIGEST, REPOSITORY, Cloud
 
 from chaingate.deploy.bindings import audit_bindings, load_bindings
 from chaingate.deploy.codeengine import DeployOptions, deploy
 from chaingate.deploy.interface import DeployError, Target
+from support.cloud import IMAGE, OTHER_DIGEST, REPOSITORY, Cloud
 
 MANIFEST = """\
 version: 1

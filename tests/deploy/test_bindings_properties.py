@@ -13,7 +13,7 @@ from hypothesis import given
 
 from chaingate.deploy.bindings import load_bindings
 from chaingate.deploy.interface import DeployError
-from strategies import deep_json, deep_yaml, mutated, outcome, yaml_values
+from support.strategies import deep_json, deep_yaml, mutated, outcome, yaml_values
 
 BASE: dict[str, Any] = {
     "version": 1,

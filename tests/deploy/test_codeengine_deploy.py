@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from deploy_support import IMAGE, OTHER_DIGEST, REPOSITORY, Cloud
 
 from chaingate.deploy.codeengine import DeployOptions, deploy, digest_reference, reason_hint
 from chaingate.deploy.interface import DeployError, DeployFailed, Target
 from chaingate.errors import EXIT_DENIED, EXIT_USAGE
-from chaingate.testing.codeengine import Fault
+from chaingate_testing.codeengine import Fault
+from support.cloud import IMAGE, OTHER_DIGEST, REPOSITORY, Cloud
 
 OLD_IMAGE = f"{REPOSITORY}@{OTHER_DIGEST}"
 

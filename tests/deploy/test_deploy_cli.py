@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from deploy_support import Cloud
 
 from chaingate.cli import run
 from chaingate.deploy.record import DEPLOYMENT_ARTIFACT_TYPE
@@ -17,9 +16,10 @@ from chaingate.oci.artifact import bytes_opener
 from chaingate.oci.client import Registries
 from chaingate.oci.interface import Manifest, Platform
 from chaingate.oci.registry import RegistryStore
-from chaingate.testing.images import File, Layer, build_image, build_index
-from chaingate.testing.ociregistry import OCIRegistry
-from chaingate.testing.sigstore import SigstoreStack, github_actions_claims
+from chaingate_testing.images import File, Layer, build_image, build_index
+from chaingate_testing.ociregistry import OCIRegistry
+from chaingate_testing.sigstore import SigstoreStack, github_actions_claims
+from support.cloud import Cloud
 
 SAN = "https://github.com/org/app/.github/workflows/release.yml@refs/heads/main"
 

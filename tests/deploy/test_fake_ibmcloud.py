@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 import requests
-from deploy_support import IMAGE, Cloud
 from ibm_code_engine_sdk.code_engine_v2 import App, AppRevision
 from ibm_platform_services.iam_policy_management_v1 import V2PolicyCollection
 
-from chaingate.testing.codeengine import FakeIBMCloud, ModelError, validated, validated_policy
+from chaingate_testing.codeengine import FakeIBMCloud, ModelError, validated, validated_policy
+from support.cloud import IMAGE, Cloud
 
 
 def _app(**changes: Any) -> dict[str, Any]:

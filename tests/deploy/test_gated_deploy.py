@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from deploy_support import Cloud
 
 from chaingate.deploy.codeengine import DeployOptions
 from chaingate.deploy.interface import DeployError, GateDenied, Target
@@ -25,9 +24,10 @@ from chaingate.oci.interface import Manifest
 from chaingate.oci.registry import RegistryStore
 from chaingate.policy.interface import ClauseResult
 from chaingate.policy.record import Decision
-from chaingate.testing.codeengine import FakeIBMCloud
-from chaingate.testing.images import File, Layer, build_image
-from chaingate.testing.ociregistry import OCIRegistry
+from chaingate_testing.codeengine import FakeIBMCloud
+from chaingate_testing.images import File, Layer, build_image
+from chaingate_testing.ociregistry import OCIRegistry
+from support.cloud import Cloud
 
 REPO = "team/shop"
 

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from deploy_support import Cloud
 
 from chaingate.deploy.iam import audit_iam, policy_scope
 from chaingate.deploy.interface import DeployError, IamAuditReport, ProjectInfo, Target
+from support.cloud import Cloud
 
 WRITER = "crn:v1:bluemix:public:iam::::serviceRole:Writer"
 READER = "crn:v1:bluemix:public:iam::::serviceRole:Reader"

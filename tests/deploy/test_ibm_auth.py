@@ -6,14 +6,14 @@ import logging
 from pathlib import Path
 
 import pytest
-from deploy_support import APIKEY, IMAGE, Cloud
 
 from chaingate.deploy.bindings import parse_bindings
 from chaingate.deploy.codeengine import CodeEngine, DeployOptions, deploy
 from chaingate.deploy.ibmcloud import AuthOptions, token_claims
 from chaingate.deploy.interface import DeployError, Target
 from chaingate.errors import EXIT_USAGE
-from chaingate.testing.codeengine import FakeIBMCloud
+from chaingate_testing.codeengine import FakeIBMCloud
+from support.cloud import APIKEY, IMAGE, Cloud
 
 
 def test_the_sdk_environment_configures_url_and_api_key(cloud: Cloud) -> None:

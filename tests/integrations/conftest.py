@@ -1,13 +1,13 @@
-"""Fixtures for the CI integration tests (helpers live in ``ci_support``)."""
+"""Fixtures for the CI integration tests (helpers live in ``support.ci``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from ci_support import TokenService, token_service
 
-from chaingate.testing.sigstore import SigstoreStack
+from chaingate_testing.sigstore import SigstoreStack
+from support.ci import TokenService, token_service
 
 
 @pytest.fixture(scope="session")

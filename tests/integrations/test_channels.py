@@ -10,10 +10,9 @@ import io
 from pathlib import Path
 from typing import Any
 
-from ci_emulation import ActionRun, parse_github_output, process_commands
-
 from chaingate.ci import github, ibm_toolchain, tekton
 from chaingate.ci.report import StepReport
+from support.ci_emulation import ActionRun, parse_github_output, process_commands
 
 DIGEST = "sha256:" + "ab" * 32
 

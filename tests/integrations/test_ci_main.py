@@ -9,9 +9,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-from ci_emulation import REPO, parse_github_output
-
 from chaingate.ci.__main__ import main
+from support.ci_emulation import REPO, parse_github_output
 
 DIGEST = "sha256:" + "ab" * 32
 DENIED = {

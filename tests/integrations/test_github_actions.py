@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from ci_emulation import REPO, ActionRun, CompositeAction, github_env
-from ci_support import SAN, TokenService, push_sample, write_policy
 
-from chaingate.testing.codeengine import FakeIBMCloud
-from chaingate.testing.registry import DockerRegistry
-from chaingate.testing.sigstore import SigstoreStack
+from chaingate_testing.codeengine import FakeIBMCloud
+from chaingate_testing.registry import DockerRegistry
+from chaingate_testing.sigstore import SigstoreStack
+from support.ci import SAN, TokenService, push_sample, write_policy
+from support.ci_emulation import REPO, ActionRun, CompositeAction, github_env
 
 pytestmark = [pytest.mark.registry, pytest.mark.sigstore]
 
@@ -187,7 +187,7 @@ def test_verify_denies_an_unsigned_image_with_annotations_and_a_table(
 def test_step_actions_chain_sbom_attest_sign_and_provenance_with_a_given_token(
     docker_registry: DockerRegistry, sigstore_stack: SigstoreStack, tmp_path: Path
 ) -> None:
-    from chaingate.testing.sigstore import github_actions_claims
+    from chaingate_testing.sigstore import github_actions_claims
 
     ref = push_sample(docker_registry, tmp_path, "steps")
     token = sigstore_stack.mint_token(

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ci_emulation import REPO, ActionRun, CompositeAction, TektonTask, github_env
-from ci_support import hostile_registry
+
+from support.ci import hostile_registry
+from support.ci_emulation import REPO, ActionRun, CompositeAction, TektonTask, github_env
 
 _TOKEN = re.compile(r"[0-9a-f]{32}")
 _INJECTED = ("::error::pwned", "::warning::pwned", "::add-mask::chaingate", "::set-output")

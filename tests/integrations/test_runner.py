@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ci_emulation import ActionRun, process_commands
-from ci_support import json_service
 
 from chaingate.ci.github import write_github
 from chaingate.ci.report import StepReport
 from chaingate.ci.runner import run_chaingate, write_log
+from support.ci import json_service
+from support.ci_emulation import ActionRun, process_commands
 
 HOSTILE = "denied\n::add-mask::x\r::error::pwned \x1b[31mred\u2028::warning::u2028 ##[error]legacy"
 #: HOSTILE as every channel shows it: split where it broke lines, each line neutralised and indented.

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ci_emulation import REPO, load_yaml_documents
-from tekton_check import check_tree
+
+from support.ci_emulation import REPO, load_yaml_documents
+from support.tekton_check import check_tree
 
 ACTIONS = [REPO / "action.yml", *sorted((REPO / "actions").glob("*/action.yml"))]
 WORKFLOWS = sorted((REPO / "docs" / "examples" / "github").glob("*.yml"))

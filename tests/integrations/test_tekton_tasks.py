@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ci_emulation import REPO, TaskRun, TektonTask
-from ci_support import K8S_SAN, push_sample, write_policy
 
-from chaingate.testing.codeengine import FakeIBMCloud
-from chaingate.testing.registry import DockerRegistry
-from chaingate.testing.sigstore import SigstoreStack
+from chaingate_testing.codeengine import FakeIBMCloud
+from chaingate_testing.registry import DockerRegistry
+from chaingate_testing.sigstore import SigstoreStack
+from support.ci import K8S_SAN, push_sample, write_policy
+from support.ci_emulation import REPO, TaskRun, TektonTask
 
 pytestmark = [pytest.mark.registry, pytest.mark.sigstore]
 

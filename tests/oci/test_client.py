@@ -23,8 +23,8 @@ from chaingate.oci.errors import (
 )
 from chaingate.oci.interface import Descriptor
 from chaingate.oci.registry import RegistryStore
-from chaingate.testing.ociregistry import Fault, OCIRegistry
-from chaingate.testing.registry import TokenServer
+from chaingate_testing.ociregistry import Fault, OCIRegistry
+from chaingate_testing.registry import TokenServer
 
 pytestmark = pytest.mark.registry
 

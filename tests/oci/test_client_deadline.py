@@ -12,7 +12,7 @@ from chaingate.oci.digest import read_bounded
 from chaingate.oci.interface import Descriptor
 from chaingate.oci.registries import Deadline, DeadlinePassed
 from chaingate.oci.registry import RegistryStore
-from chaingate.testing.ociregistry import Fault, OCIRegistry
+from chaingate_testing.ociregistry import Fault, OCIRegistry
 
 pytestmark = pytest.mark.registry
 

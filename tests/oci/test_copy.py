@@ -17,8 +17,8 @@ from chaingate.oci.layout import LayoutStore
 from chaingate.oci.reference import parse_image_reference
 from chaingate.oci.registry import RegistryStore
 from chaingate.oci.stores import open_image
-from chaingate.testing.ociregistry import OCIRegistry
-from chaingate.testing.registry import DockerRegistry
+from chaingate_testing.ociregistry import OCIRegistry
+from chaingate_testing.registry import DockerRegistry
 
 pytestmark = pytest.mark.registry
 

@@ -20,7 +20,7 @@ from chaingate.oci.reference import (
     parse_image_reference,
     parse_reference,
 )
-from strategies import deep_json, json_text, json_values, mutated, mutated_bytes, outcome
+from support.strategies import deep_json, json_text, json_values, mutated, mutated_bytes, outcome
 
 D = "sha256:" + "a" * 64
 E = "sha256:" + "b" * 64

@@ -16,8 +16,8 @@ from chaingate.oci.copy import copy_image
 from chaingate.oci.interface import Descriptor, ImageStore, Manifest
 from chaingate.oci.layout import LayoutStore
 from chaingate.oci.registry import RegistryStore, encode_index, fallback_tag
-from chaingate.testing.ociregistry import OCIRegistry
-from chaingate.testing.registry import DockerRegistry
+from chaingate_testing.ociregistry import OCIRegistry
+from chaingate_testing.registry import DockerRegistry
 
 pytestmark = pytest.mark.registry
 

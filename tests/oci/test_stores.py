@@ -21,7 +21,7 @@ from chaingate.oci.copy import copy_image
 from chaingate.oci.digest import sha256_digest
 from chaingate.oci.errors import DigestMismatch, NotFound, OCIError
 from chaingate.oci.layout import LayoutStore, blob_path
-from chaingate.testing.images import File, Layer, build_image, write_docker_archive, write_layout
+from chaingate_testing.images import File, Layer, build_image, write_docker_archive, write_layout
 
 SKOPEO = shutil.which("skopeo")
 

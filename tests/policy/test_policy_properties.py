@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from chaingate.errors import EXIT_USAGE
 from chaingate.policy import PolicyError, load_policy
-from strategies import deep_yaml, mutated, outcome, yaml_values
+from support.strategies import deep_yaml, mutated, outcome, yaml_values
 
 TODAY = date(2026, 3, 1)
 DIGEST = "sha256:" + "a" * 64

@@ -19,7 +19,7 @@ import pytest
 from chaingate.cli import run
 from chaingate.oci.interface import Platform
 from chaingate.oci.layout import LayoutStore
-from chaingate.testing.images import File, Layer, build_image, build_index, write_layout
+from chaingate_testing.images import File, Layer, build_image, build_index, write_layout
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SHA = "0123456789abcdef0123456789abcdef01234567"

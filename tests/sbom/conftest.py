@@ -1,6 +1,6 @@
 """Fixtures for the SBOM tests: tiny layers built in memory, fed through digest-verifying streams.
 
-Layers come from :mod:`chaingate.testing.images`, so they are real tar blobs
+Layers come from :mod:`chaingate_testing.images`, so they are real tar blobs
 (gzip, zstd or plain) exactly as a store would hand them over; every
 ``open()`` is counted, which is how the tests check that each layer is
 streamed once.
@@ -20,7 +20,7 @@ import pytest
 from chaingate.oci.digest import VerifiedReader
 from chaingate.sbom import LayerInput, Limits, generate_sbom
 from chaingate.sbom.catalogers.base import CatalogContext, Distro, Found
-from chaingate.testing.images import BuiltBlob, Entry, Layer, build_layer
+from chaingate_testing.images import BuiltBlob, Entry, Layer, build_layer
 
 IMAGE_DIGEST = "sha256:" + "ab" * 32
 CREATED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ from chaingate.cli import run
 from chaingate.oci.interface import Platform
 from chaingate.sbom import image as sbom_image
 from chaingate.sbom.interface import DEFAULT_LIMITS, Limits, MiB
-from chaingate.testing.images import (
+from chaingate_testing.images import (
     BuiltImage,
     Dir,
     File,
@@ -37,7 +37,7 @@ from chaingate.testing.images import (
     write_docker_archive,
     write_layout,
 )
-from chaingate.testing.registry import DockerRegistry
+from chaingate_testing.registry import DockerRegistry
 
 OS_RELEASE = b'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
 SITE = "usr/lib/python3/dist-packages"

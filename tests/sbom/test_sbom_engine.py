@@ -13,7 +13,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 
 from chaingate.sbom import LayerInput, SbomError, generate_sbom
 from chaingate.sbom.engine import sbom_timestamp
-from chaingate.testing.images import File, Symlink, sample_image
+from chaingate_testing.images import File, Symlink, sample_image
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -22,7 +22,7 @@ from chaingate.sbom import LayerInput, Limits, SbomError, layers
 from chaingate.sbom.catalogers.base import BytesReader
 from chaingate.sbom.interface import DEFAULT_LIMITS, MiB
 from chaingate.sbom.view import build_view
-from chaingate.testing.images import File, RawMember
+from chaingate_testing.images import File, RawMember
 
 Make = Callable[..., LayerInput]
 

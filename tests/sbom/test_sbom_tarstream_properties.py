@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chaingate.sbom.tarstream import TarFormatError, TarLimitError, TarStream
-from strategies import mutated_bytes, outcome
+from support.strategies import mutated_bytes, outcome
 
 
 def _tar(build: Callable[[tarfile.TarFile], None], fmt: int) -> bytes:

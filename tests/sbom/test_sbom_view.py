@@ -13,7 +13,7 @@ from chaingate.sbom import view as view_module
 from chaingate.sbom.catalogers.base import BytesReader, Skip
 from chaingate.sbom.interface import DEFAULT_LIMITS, Limits
 from chaingate.sbom.view import Resolution, View, build_view, normalise
-from chaingate.testing.images import Dir, File, Hardlink, OpaqueDir, RawMember, Symlink, Whiteout
+from chaingate_testing.images import Dir, File, Hardlink, OpaqueDir, RawMember, Symlink, Whiteout
 
 Make = Callable[..., LayerInput]
 

@@ -23,17 +23,11 @@ from chaingate.oci.copy import copy_image
 from chaingate.oci.interface import ImageStore
 from chaingate.oci.layout import LayoutStore
 from chaingate.oci.registry import RegistryStore
-from chaingate.testing.sigstore import SigstoreStack, github_actions_claims
-from netguard import forbid_non_loopback
+from chaingate_testing.sigstore import SigstoreStack, github_actions_claims
 
 REPOSITORY = "octo-org/octo-app"
 WORKFLOW_SAN = f"https://github.com/{REPOSITORY}/.github/workflows/release.yml@refs/heads/main"
 GITHUB_SUBJECT = f"repo:{REPOSITORY}:ref:refs/heads/main"
-
-
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    forbid_non_loopback(monkeypatch, "signing")
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,9 @@ from chaingate.oci.registry import fallback_tag
 from chaingate.provenance.statement import names_digest
 from chaingate.signing.bundle import summarize
 from chaingate.signing.predicates import CYCLONEDX_MEDIA_TYPE, MAX_INLINE_SBOM_BYTES
-from chaingate.testing.images import File, Layer, build_image, write_layout
-from chaingate.testing.ociregistry import Fault, OCIRegistry
-from chaingate.testing.sigstore import SigstoreStack
+from chaingate_testing.images import File, Layer, build_image, write_layout
+from chaingate_testing.ociregistry import Fault, OCIRegistry
+from chaingate_testing.sigstore import SigstoreStack
 
 pytestmark = [pytest.mark.sigstore, pytest.mark.registry]
 

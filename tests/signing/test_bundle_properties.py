@@ -19,8 +19,8 @@ from sigstore.oidc import IdentityToken
 
 from chaingate.errors import ChaingateError
 from chaingate.signing.bundle import BundleReadError, load_bundle, summarize
-from chaingate.testing.sigstore import SigstoreStack
-from strategies import deep_json, json_text, json_values, mutated, mutated_bytes, outcome
+from chaingate_testing.sigstore import SigstoreStack
+from support.strategies import deep_json, json_text, json_values, mutated, mutated_bytes, outcome
 
 STATEMENT = {
     "_type": "https://in-toto.io/Statement/v1",

@@ -23,8 +23,8 @@ from chaingate.cli import run
 from chaingate.signing.interface import IdentityTokenError, TrustConfigError
 from chaingate.signing.tokens import check_token, github_ambient_token, resolve_token
 from chaingate.signing.trust import load_trust_config
-from chaingate.testing.sigstore import SigstoreStack
-from chaingate.testing.sigstore.oidc import b64url_encode
+from chaingate_testing.sigstore import SigstoreStack
+from chaingate_testing.sigstore.oidc import b64url_encode
 
 pytestmark = pytest.mark.sigstore
 
@@ -200,7 +200,7 @@ class _TokenService:
 
 @pytest.fixture
 def github_token_service(signing: Any) -> Iterator[_TokenService]:
-    from chaingate.testing.sigstore import github_actions_claims
+    from chaingate_testing.sigstore import github_actions_claims
 
     claims = github_actions_claims(repository="octo-org/octo-app")
     with _TokenService(signing.stack, "repo:octo-org/octo-app:ref:refs/heads/main", claims) as service:

@@ -17,7 +17,7 @@ from chaingate.provenance.statement import StatementError
 from chaingate.signing.interface import IdentityTokenError
 from chaingate.signing.predicates import load_predicate
 from chaingate.signing.tokens import check_token
-from strategies import NASTY_NUMBERS, deep_json, json_values, mutated, outcome
+from support.strategies import NASTY_NUMBERS, deep_json, json_values, mutated, outcome
 
 NOW = 1_800_000_000.0
 CLAIMS: dict[str, Any] = {

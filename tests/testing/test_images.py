@@ -24,7 +24,7 @@ import zstandard
 
 from chaingate.oci import media
 from chaingate.oci.interface import Platform
-from chaingate.testing.images import (
+from chaingate_testing.images import (
     BuiltBlob,
     BuiltImage,
     Dir,
@@ -102,7 +102,7 @@ def test_same_inputs_give_identical_bytes_even_in_a_fresh_interpreter() -> None:
     assert small_image(b"y").digest != a.digest
     # sample_image is cached; the uncached builder must agree with the cached result.
     assert sample_image.__wrapped__().manifest.data == sample_image().manifest.data
-    code = "from chaingate.testing.images import sample_image; print(sample_image().digest)"
+    code = "from chaingate_testing.images import sample_image; print(sample_image().digest)"
     other = subprocess.run(
         [sys.executable, "-c", code],
         check=True,

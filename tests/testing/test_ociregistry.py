@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from chaingate.testing.ociregistry import Fault, OCIRegistry
+from chaingate_testing.ociregistry import Fault, OCIRegistry
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from chaingate.testing import registry as registry_module
-from chaingate.testing.registry import DEFAULT_USERS, Access, DockerRegistry, TokenServer
+from chaingate_testing import registry as registry_module
+from chaingate_testing.registry import DEFAULT_USERS, Access, DockerRegistry, TokenServer
 
 pytestmark = pytest.mark.registry
 
@@ -439,7 +439,7 @@ def test_jwt_is_what_distribution_verifies(token: DockerRegistry) -> None:
 
 def test_token_server_never_logs_secrets(token: DockerRegistry, caplog: pytest.LogCaptureFixture) -> None:
     assert token.token_server is not None
-    with caplog.at_level(logging.DEBUG, logger="chaingate.testing.registry"):
+    with caplog.at_level(logging.DEBUG, logger="chaingate_testing.registry"):
         body = get_token(token, ["repository:x:pull"], auth=ALICE)
         requests.post(
             token.token_server.url,

@@ -56,9 +56,9 @@ from sigstore.verify.policy import (
 )
 
 import chaingate
-from chaingate.testing.sigstore import SigstoreStack, github_actions_claims
-from chaingate.testing.sigstore.fulcio import der_utf8_string
-from chaingate.testing.sigstore.oidc import encode_jwt
+from chaingate_testing.sigstore import SigstoreStack, github_actions_claims
+from chaingate_testing.sigstore.fulcio import der_utf8_string
+from chaingate_testing.sigstore.oidc import encode_jwt
 
 pytestmark = pytest.mark.sigstore
 
@@ -574,7 +574,7 @@ def test_cli_serves_a_stack_the_sigstore_cli_can_use(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
     state = tmp_path / "stack"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chaingate.testing.sigstore", "--dir", str(state)],
+        [sys.executable, "-m", "chaingate_testing.sigstore", "--dir", str(state)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

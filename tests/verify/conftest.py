@@ -1,4 +1,4 @@
-"""Fixtures for the gate tests (helpers live in ``verify_support``)."""
+"""Fixtures for the gate tests (helpers live in ``support.gate``)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,10 @@ from pathlib import Path
 
 import pytest
 from sigstore.oidc import IdentityToken
-from verify_support import Gate, Identities, Identity, github_identity
 
 from chaingate.oci.client import Registries
-from chaingate.testing.sigstore import SigstoreStack
-from netguard import forbid_non_loopback
-
-
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Public Sigstore (TUF) and any other host must never be reached by the gate's tests."""
-    forbid_non_loopback(monkeypatch, "gate")
+from chaingate_testing.sigstore import SigstoreStack
+from support.gate import Gate, Identities, Identity, github_identity
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 
 import pytest
-from verify_support import SIGN_V1, Gate, Pushed, clause, push_image, statement
 
 from chaingate.cli import run
 from chaingate.errors import EXIT_DENIED, EXIT_USAGE, ChaingateError
@@ -21,11 +20,12 @@ from chaingate.oci.artifact import Blob, build_artifact, push_artifact
 from chaingate.oci.client import Registries
 from chaingate.oci.registries import Deadline, DeadlinePassed, RegistryOptions
 from chaingate.signing.bundle import MAX_IMAGE_BUNDLE_BYTES
-from chaingate.testing.ociregistry import Fault, OCIRegistry
 from chaingate.verify import Decision, verify_image
 from chaingate.verify import gate as gate_module
 from chaingate.verify.collect import BundleBudgetExceeded, FoundBundle, collect
 from chaingate.verify.interface import Attestation, Ignored
+from chaingate_testing.ociregistry import Fault, OCIRegistry
+from support.gate import SIGN_V1, Gate, Pushed, clause, push_image, statement
 
 pytestmark = [pytest.mark.sigstore, pytest.mark.registry]
 

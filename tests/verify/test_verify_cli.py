@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 from sigstore.models import Bundle
-from verify_support import POLICY, SAN, Gate, Pushed, push_image
 
 from chaingate.cli import run
 from chaingate.errors import EXIT_DENIED, EXIT_USAGE
 from chaingate.oci import media
 from chaingate.predicate_types import SLSA_VSA_V1 as VSA_PREDICATE_TYPE
-from chaingate.testing.images import BuiltIndex
-from chaingate.testing.ociregistry import OCIRegistry
+from chaingate_testing.images import BuiltIndex
+from chaingate_testing.ociregistry import OCIRegistry
+from support.gate import POLICY, SAN, Gate, Pushed, push_image
 
 pytestmark = [pytest.mark.sigstore, pytest.mark.registry]
 
@@ -74,7 +74,7 @@ def test_allowed_image_exits_0_with_a_table_and_writes_the_record(
 def test_denied_image_exits_1_and_lists_ignored_attachments(
     gate: Gate, pushed: Pushed, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from verify_support import attach, statement
+    from support.gate import attach, statement
 
     attach(
         pushed.store,
@@ -245,9 +245,8 @@ def test_hostile_strings_in_signed_payloads_stay_on_one_line(
     gate: Gate, pushed: Pushed, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Log injection: a finding id chosen by whoever wrote the scan must not start a GitHub workflow command."""
-    from verify_support import attach, statement, vuln_scan
-
     from chaingate.predicate_types import COSIGN_VULN_V1
+    from support.gate import attach, statement, vuln_scan
 
     gate.full(pushed)
     scan = vuln_scan([("CVE-2024-0001\n::error::pwned\x1b[31m", "CRITICAL")])

@@ -16,7 +16,19 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from verify_support import (
+
+from chaingate.errors import ChaingateError
+from chaingate.oci import media
+from chaingate.oci.artifact import Blob, build_artifact, push_blobs
+from chaingate.oci.interface import Descriptor
+from chaingate.oci.reference import parse_reference
+from chaingate.policy import CLAUSES
+from chaingate.predicate_types import COSIGN_VULN_V1, CYCLONEDX_BOM, SLSA_PROVENANCE_V02, SLSA_PROVENANCE_V1
+from chaingate.verify import Decision
+from chaingate_testing.images import BuiltIndex
+from chaingate_testing.ociregistry import Fault, OCIRegistry
+from chaingate_testing.registry import DockerRegistry
+from support.gate import (
     BUILDER,
     POLICY,
     REPO,
@@ -38,18 +50,6 @@ from verify_support import (
     tlog_entry,
     vuln_scan,
 )
-
-from chaingate.errors import ChaingateError
-from chaingate.oci import media
-from chaingate.oci.artifact import Blob, build_artifact, push_blobs
-from chaingate.oci.interface import Descriptor
-from chaingate.oci.reference import parse_reference
-from chaingate.policy import CLAUSES
-from chaingate.predicate_types import COSIGN_VULN_V1, CYCLONEDX_BOM, SLSA_PROVENANCE_V02, SLSA_PROVENANCE_V1
-from chaingate.testing.images import BuiltIndex
-from chaingate.testing.ociregistry import Fault, OCIRegistry
-from chaingate.testing.registry import DockerRegistry
-from chaingate.verify import Decision
 
 pytestmark = [pytest.mark.sigstore, pytest.mark.registry]
 
@@ -690,7 +690,7 @@ def test_warn_mode_reports_a_denial_but_allows(gate: Gate, oci: Pushed) -> None:
 
 
 def _with_mode(mode: str) -> str:
-    from verify_support import POLICY
+    from support.gate import POLICY
 
     return POLICY.replace("mode: enforce", f"mode: {mode}")
 
@@ -727,7 +727,7 @@ def test_tag_reference_is_allowed_without_require_digest(gate: Gate, oci: Pushed
 
 
 def _without_require_digest() -> str:
-    from verify_support import POLICY
+    from support.gate import POLICY
 
     return POLICY.replace("requireDigest: true", "requireDigest: false")
 

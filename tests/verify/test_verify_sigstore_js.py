@@ -22,7 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from verify_support import (
+
+from chaingate.cli import run
+from chaingate.oci import media
+from chaingate.oci.client import Registries
+from chaingate.policy import load_policy
+from chaingate.predicate_types import SLSA_PROVENANCE_V1
+from chaingate.verify import verify_image
+from chaingate_testing.ociregistry import OCIRegistry
+from chaingate_testing.registry import DockerRegistry
+from chaingate_testing.sigstore import SigstoreStack, github_actions_claims
+from support.gate import (
     BUILDER,
     REPO,
     SAN,
@@ -34,16 +44,6 @@ from verify_support import (
     push_image,
     statement,
 )
-
-from chaingate.cli import run
-from chaingate.oci import media
-from chaingate.oci.client import Registries
-from chaingate.policy import load_policy
-from chaingate.predicate_types import SLSA_PROVENANCE_V1
-from chaingate.testing.ociregistry import OCIRegistry
-from chaingate.testing.registry import DockerRegistry
-from chaingate.testing.sigstore import SigstoreStack, github_actions_claims
-from chaingate.verify import verify_image
 
 pytestmark = [pytest.mark.sigstore, pytest.mark.registry, pytest.mark.slow]
 

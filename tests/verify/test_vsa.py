@@ -71,7 +71,7 @@ def test_unsigned_reasons_and_the_document(tmp_path: Path) -> None:
     unresolved = attach_vsa("example.com/app:v1", decision(""), signer, registries, now=d.time)
     assert unresolved.reason == "the image was not resolved; there is no digest to attest about"
     archive = tmp_path / "image.tar"
-    from chaingate.testing.images import File, Layer, build_image, write_docker_archive
+    from chaingate_testing.images import File, Layer, build_image, write_docker_archive
 
     write_docker_archive(archive, build_image([Layer([File("a", b"1")])]))
     refused = attach_vsa(f"docker-archive:{archive}", d, signer, registries, now=d.time)

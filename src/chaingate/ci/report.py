@@ -244,29 +244,28 @@ def _resolve(result: Document, extra: Mapping[str, str]) -> StepReport:
     )
 
 
+def _file_step(
+    step: str, title: str, facts: Sequence[tuple[str, str]], outputs: dict[str, str], detail: str, path: Path
+) -> StepReport:
+    """A step whose evidence is the one file it wrote (SBOM, provenance): the file closes the facts and the log line."""
+    summary = [f"### chaingate: {title}", "", *_facts([*facts, ("file", code_cell(path))])]
+    return StepReport(
+        step, 0, outputs, "\n".join(summary), details=(f"{detail}, {path}",), attachment=str(path)
+    )
+
+
 def _sbom(document: Document, path: Path, extra: Mapping[str, str]) -> StepReport:
     if document.get("bomFormat") != "CycloneDX":
         raise ReportError(f"sbom: {path} is not a CycloneDX document")
     components = document.get("components")
     count = len(components) if isinstance(components, list) else 0
     outputs = {"sbom": str(path), "components": str(count), **extra}
-    summary = ["### chaingate: SBOM", ""]
-    summary += _facts(
-        [
-            ("image", code_cell(extra.get("image", ""))),
-            ("format", f"CycloneDX {markdown_cell(document.get('specVersion'))}"),
-            ("components", str(count)),
-            ("file", code_cell(path)),
-        ]
-    )
-    return StepReport(
-        "sbom",
-        0,
-        outputs,
-        "\n".join(summary),
-        details=(f"SBOM: {count} components, {path}",),
-        attachment=str(path),
-    )
+    facts = [
+        ("image", code_cell(extra.get("image", ""))),
+        ("format", f"CycloneDX {markdown_cell(document.get('specVersion'))}"),
+        ("components", str(count)),
+    ]
+    return _file_step("sbom", "SBOM", facts, outputs, f"SBOM: {count} components", path)
 
 
 def _provenance(statement: Document, path: Path, extra: Mapping[str, str]) -> StepReport:
@@ -281,23 +280,12 @@ def _provenance(statement: Document, path: Path, extra: Mapping[str, str]) -> St
     digest = _statement_digest(statement)
     if digest:
         outputs.setdefault("digest", digest)
-    summary = ["### chaingate: SLSA provenance", ""]
-    summary += _facts(
-        [
-            ("subject", code_cell(digest)),
-            ("builder", code_cell(builder)),
-            ("build type", code_cell(build_type)),
-            ("file", code_cell(path)),
-        ]
-    )
-    return StepReport(
-        "provenance",
-        0,
-        outputs,
-        "\n".join(summary),
-        details=(f"provenance: builder {builder}, {path}",),
-        attachment=str(path),
-    )
+    facts = [
+        ("subject", code_cell(digest)),
+        ("builder", code_cell(builder)),
+        ("build type", code_cell(build_type)),
+    ]
+    return _file_step("provenance", "SLSA provenance", facts, outputs, f"provenance: builder {builder}", path)
 
 
 def _attest(step: str, result: Document, extra: Mapping[str, str]) -> StepReport:

@@ -9,6 +9,8 @@ functions, for start-up time.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from chaingate.errors import ChaingateError
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from chaingate.deploy.interface import Target
     from chaingate.oci.interface import Platform
     from chaingate.oci.registries import Deadline, Registries
+    from chaingate.oci.stores import OpenedImage
 
 
 def registries(args: argparse.Namespace, deadline: Deadline | None = None) -> Registries:
@@ -54,6 +57,23 @@ def platform(args: argparse.Namespace) -> Platform | None:
     from chaingate.oci.interface import Platform
 
     return Platform.parse(args.platform) if args.platform else None
+
+
+@contextmanager
+def opened_image(args: argparse.Namespace, platform: Platform | None = None) -> Iterator[OpenedImage]:
+    """``args.image`` opened with the command's registries; its store and the registries close after.
+
+    The caller parses ``--platform`` first, so a malformed one fails before anything is opened.
+    """
+    from chaingate.oci.stores import open_image
+
+    clients = registries(args)
+    try:
+        opened = open_image(args.image, clients, platform=platform)
+        with opened.store:
+            yield opened
+    finally:
+        clients.close()
 
 
 def ibm_auth(args: argparse.Namespace) -> AuthOptions:

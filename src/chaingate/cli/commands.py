@@ -31,17 +31,10 @@ def _json(document: object) -> None:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from chaingate.inspect import inspect_image, render_text
-    from chaingate.oci.stores import open_image
 
-    platform = flags.platform(args)
-    registries = flags.registries(args)
-    try:
-        opened = open_image(args.image, registries, platform=platform)
-        with opened.store as store:
-            assert opened.target is not None
-            result = inspect_image(store, opened.target, str(opened.reference))
-    finally:
-        registries.close()
+    with flags.opened_image(args, flags.platform(args)) as opened:
+        assert opened.target is not None
+        result = inspect_image(opened.store, opened.target, str(opened.reference))
     if args.format == "json":
         _json(result.to_dict())
     else:
@@ -74,22 +67,17 @@ def cmd_copy(args: argparse.Namespace) -> int:
 
 def cmd_sbom(args: argparse.Namespace) -> int:
     from chaingate.oci.reference import Reference
-    from chaingate.oci.stores import open_image
     from chaingate.sbom.image import image_sbom
 
     platform = flags.platform(args)
-    registries = flags.registries(args)
-    try:
-        opened = open_image(args.image, registries)
-        with opened.store as store:
-            assert opened.target is not None
-            ref = opened.reference
-            name = ref.name if isinstance(ref, Reference) else str(ref)
-            result = image_sbom(
-                store, opened.target, name, platform=platform, progress=render.ProgressPrinter()
-            )
-    finally:
-        registries.close()
+    # Not narrowed on opening: image_sbom narrows an index itself (to linux/amd64 without --platform).
+    with flags.opened_image(args) as opened:
+        assert opened.target is not None
+        ref = opened.reference
+        name = ref.name if isinstance(ref, Reference) else str(ref)
+        result = image_sbom(
+            opened.store, opened.target, name, platform=platform, progress=render.ProgressPrinter()
+        )
     render.write_output(args.output, result.document)
     if args.output:
         print(f"wrote CycloneDX 1.6 SBOM of {args.image} ({result.digest}) to {args.output}", file=sys.stderr)
@@ -101,7 +89,6 @@ def cmd_provenance(args: argparse.Namespace) -> int:
 
     from chaingate.ci.flags import BuildOverrides, apply
     from chaingate.ci.interface import detect
-    from chaingate.oci.stores import open_image
     from chaingate.provenance.image import image_provenance, parse_base_image
     from chaingate.provenance.slsa import check_context
 
@@ -122,23 +109,17 @@ def cmd_provenance(args: argparse.Namespace) -> int:
     )
     check_context(context)
     bases = [parse_base_image(text, "--base-image", "flag") for text in args.base_image or ()]
-    platform = flags.platform(args)
-    registries = flags.registries(args)
-    try:
-        opened = open_image(args.image, registries, platform=platform)
-        with opened.store as store:
-            if opened.target is None:
-                raise ChaingateError(f"{args.image}: no image to describe (name a tag or digest)")
-            result = image_provenance(
-                store,
-                opened.target,
-                opened.reference,
-                context,
-                base_images=bases,
-                generated_at=datetime.now(UTC).replace(microsecond=0),
-            )
-    finally:
-        registries.close()
+    with flags.opened_image(args, flags.platform(args)) as opened:
+        if opened.target is None:
+            raise ChaingateError(f"{args.image}: no image to describe (name a tag or digest)")
+        result = image_provenance(
+            opened.store,
+            opened.target,
+            opened.reference,
+            context,
+            base_images=bases,
+            generated_at=datetime.now(UTC).replace(microsecond=0),
+        )
     text = json.dumps(result.statement, indent=2) + "\n"
     if args.output:
         render.write_file(args.output, text.encode())
@@ -152,21 +133,14 @@ def _attest(args: argparse.Namespace, loaded: LoadedPredicate) -> int:
     """Shared by ``sign`` and ``attest``: offline checks first, then resolve, sign, attach."""
     from datetime import UTC, datetime
 
-    from chaingate.oci.stores import open_image
     from chaingate.signing.attest import attest_image, prepare_signer
     from chaingate.signing.tokens import resolve_token
     from chaingate.signing.trust import load_trust_config
 
     token = resolve_token(token=args.identity_token, token_file=args.identity_token_file, env=os.environ)
     signer = prepare_signer(token, load_trust_config(args.trust_config))
-    platform = flags.platform(args)
-    registries = flags.registries(args)
-    try:
-        opened = open_image(args.image, registries, platform=platform)
-        with opened.store:
-            result = attest_image(opened, loaded, signer, now=datetime.now(UTC))
-    finally:
-        registries.close()
+    with flags.opened_image(args, flags.platform(args)) as opened:
+        result = attest_image(opened, loaded, signer, now=datetime.now(UTC))
     if args.format == "json":
         _json(result.to_dict())
     else:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ibm_cloud_sdk_core import DetailedResponse
 from ibm_code_engine_sdk.code_engine_v2 import (
     AppPatch,
     CodeEngineV2,
@@ -180,22 +181,22 @@ class CodeEngine:
 
     def secret_keys(self, project_id: str) -> dict[str, frozenset[str]]:
         """Secret names and their key names; values are dropped as soon as they are read."""
-        items = pages_by_start(
-            self.caller,
-            f"list secrets of project {project_id}",
-            lambda start: self.service.list_secrets(project_id=project_id, limit=100, start=start),
-            "secrets",
-        )
-        return {str(s.get("name")): _keys(s.get("data")) for s in items}
+        return self._key_names("secrets", self.service.list_secrets, project_id, "secrets")
 
     def config_map_keys(self, project_id: str) -> dict[str, frozenset[str]]:
+        return self._key_names("config maps", self.service.list_config_maps, project_id, "config_maps")
+
+    def _key_names(
+        self, kind: str, lister: Callable[..., DetailedResponse], project_id: str, key: str
+    ) -> dict[str, frozenset[str]]:
+        """Name → key names of each secret or config map: bindings are audited on names, never on values."""
         items = pages_by_start(
             self.caller,
-            f"list config maps of project {project_id}",
-            lambda start: self.service.list_config_maps(project_id=project_id, limit=100, start=start),
-            "config_maps",
+            f"list {kind} of project {project_id}",
+            lambda start: lister(project_id=project_id, limit=100, start=start),
+            key,
         )
-        return {str(c.get("name")): _keys(c.get("data")) for c in items}
+        return {str(item.get("name")): _keys(item.get("data")) for item in items}
 
     # -- writes ------------------------------------------------------------------------------------
 

@@ -285,42 +285,31 @@ def group_rules(iam: IamClients, group_id: str) -> list[dict[str, Any]]:
     return [dict(r) for r in dict_list(body.get("rules"))]
 
 
-def service_id_names(iam: IamClients, account_id: str) -> dict[str, str]:
-    """iam_id → name of every service ID, so findings say who, not just an opaque id."""
-    names: dict[str, str] = {}
+def _identity_pages(
+    iam: IamClients, what: str, lister: Any, account_id: str, key: str
+) -> Iterator[Mapping[str, Any]]:
+    """Items of an IAM identity listing of one account, paged with ``pagetoken`` (service IDs, profiles)."""
     token: str | None = None
     for _ in range(MAX_PAGES):
-        page = iam.call(
-            "list service IDs",
-            iam.identity.list_service_ids,
-            account_id=account_id,
-            pagesize=100,
-            pagetoken=token,
-        )
-        for sid in dict_list(page.get("serviceids")):
-            names[str(sid.get("iam_id"))] = str(sid.get("name") or "")
+        page = iam.call(what, lister, account_id=account_id, pagesize=100, pagetoken=token)
+        yield from dict_list(page.get(key))
         token = next_param(page, "pagetoken")
         if not token:
-            return names
-    raise DeployError(f"list service IDs of account {account_id}: more than {MAX_PAGES} pages")
+            return
+    raise DeployError(f"{what} of account {account_id}: more than {MAX_PAGES} pages")
+
+
+def service_id_names(iam: IamClients, account_id: str) -> dict[str, str]:
+    """iam_id → name of every service ID, so findings say who, not just an opaque id."""
+    ids = _identity_pages(iam, "list service IDs", iam.identity.list_service_ids, account_id, "serviceids")
+    return {str(sid.get("iam_id")): str(sid.get("name") or "") for sid in ids}
 
 
 def trusted_profiles(iam: IamClients, account_id: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    token: str | None = None
-    for _ in range(MAX_PAGES):
-        page = iam.call(
-            "list trusted profiles",
-            iam.identity.list_profiles,
-            account_id=account_id,
-            pagesize=100,
-            pagetoken=token,
-        )
-        out += [dict(p) for p in dict_list(page.get("profiles"))]
-        token = next_param(page, "pagetoken")
-        if not token:
-            return out
-    raise DeployError(f"list trusted profiles of account {account_id}: more than {MAX_PAGES} pages")
+    profiles = _identity_pages(
+        iam, "list trusted profiles", iam.identity.list_profiles, account_id, "profiles"
+    )
+    return [dict(p) for p in profiles]
 
 
 def profile_links(iam: IamClients, profile_id: str) -> list[Mapping[str, Any]]:

@@ -19,7 +19,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -27,6 +27,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import requests
 
 from chaingate.oci import media
+from chaingate.oci.bodies import DecodedRaw, SizedBody, error_detail
 from chaingate.oci.credentials import Credentials, CredentialStore
 from chaingate.oci.digest import VerifiedReader, sha256_digest, verify_bytes
 from chaingate.oci.errors import (
@@ -39,10 +40,8 @@ from chaingate.oci.errors import (
 )
 from chaingate.oci.interface import Descriptor, Progress, no_progress
 from chaingate.oci.reference import is_loopback
-from chaingate.oci.registries import Deadline, DeadlinePassed
 from chaingate.oci.registries import Registries as Registries
 from chaingate.oci.registries import RegistryOptions as RegistryOptions
-from chaingate.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +49,7 @@ log = logging.getLogger(__name__)
 #: while a concurrent writer rewrites a tag link (seen with parallel attaches), as go-containerregistry notes.
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_TOKEN_RESPONSE = 1024 * 1024
-_MAX_ERROR_BODY = 64 * 1024
 _MAX_PAGES = 100
-#: The most one read of a body asks for under a deadline, so the deadline is checked at least this often.
-_DEADLINE_CHUNK = 64 * 1024
 _MANIFEST_ACCEPT = ", ".join(
     [media.OCI_INDEX, media.OCI_MANIFEST, media.DOCKER_MANIFEST_LIST, media.DOCKER_MANIFEST]
 )
@@ -100,106 +96,6 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _error_detail(resp: requests.Response, deadline: Deadline | None = None) -> str:
-    """The registry's own words for an error (OCI error JSON), bounded and single-line."""
-    try:
-        raw = _DecodedRaw(resp, deadline, "reading an error body").read(_MAX_ERROR_BODY) if resp.raw else b""
-    except DeadlinePassed:
-        raise
-    except Exception:  # the body is diagnostics only; an unreadable one is simply absent
-        raw = b""
-    try:
-        doc = json.loads(raw)
-        errors = doc.get("errors") if isinstance(doc, dict) else None
-        if isinstance(errors, list) and errors:
-            parts = []
-            for e in errors[:3]:
-                if isinstance(e, dict):
-                    parts.append(f"{e.get('code', '')}: {e.get('message', '')}".strip(": "))
-            if parts:
-                return one_line("; ".join(parts), 300)
-    except ValueError:
-        pass
-    return one_line(raw.decode("utf-8", "replace"), 200)
-
-
-class _SizedBody:
-    """A request body of known length read from a stream, reporting progress as it goes."""
-
-    def __init__(self, stream: IO[bytes], size: int, what: str, progress: Progress) -> None:
-        self._stream = stream
-        self._size = size
-        self._what = what
-        self._progress = progress
-        self._sent = 0
-
-    def __len__(self) -> int:
-        return self._size
-
-    def __iter__(self) -> Iterator[bytes]:
-        while True:
-            chunk = self._stream.read(1024 * 1024)
-            if not chunk:
-                break
-            self._sent += len(chunk)
-            self._progress(self._what, self._sent, self._size)
-            yield chunk
-
-
-class _DecodedRaw:
-    """``resp.raw`` read with transfer/content decoding, as a plain binary stream.
-
-    Under a deadline a body is read one socket read at a time (``read1``), each
-    with its timeout clamped to the time left, and the deadline is checked
-    between them: ``read(n)`` of urllib3 would otherwise loop inside one call
-    for as long as the server keeps dripping bytes.
-    """
-
-    def __init__(
-        self,
-        resp: requests.Response,
-        deadline: Deadline | None = None,
-        doing: str = "reading a response body",
-        read_timeout: float = 60.0,
-    ) -> None:
-        self._resp = resp
-        self._deadline = deadline
-        self._doing = doing
-        self._read_timeout = read_timeout
-
-    def read(self, n: int = -1) -> bytes:
-        raw = self._resp.raw
-        if self._deadline is None:
-            data: bytes = raw.read(None if n < 0 else n, decode_content=True)
-            return data
-        parts: list[bytes] = []
-        got = 0
-        while n < 0 or got < n:
-            self._arm(self._deadline)
-            want = _DEADLINE_CHUNK if n < 0 else min(_DEADLINE_CHUNK, n - got)
-            try:
-                chunk: bytes = raw.read1(want, decode_content=True)
-            except Exception:  # urllib3's ReadTimeoutError and friends: the deadline's, if it has passed
-                if self._deadline.passed():
-                    raise self._deadline.error(self._doing) from None
-                raise
-            if not chunk:
-                break
-            parts.append(chunk)
-            got += len(chunk)
-        return b"".join(parts)
-
-    def _arm(self, deadline: Deadline) -> None:
-        """Check the deadline and let the next socket read wait no longer than the time left."""
-        timeout = deadline.clamp(self._read_timeout, self._doing)
-        sock = getattr(getattr(self._resp.raw, "connection", None), "sock", None)
-        if sock is not None:
-            sock.settimeout(timeout)
-
-    def close(self) -> None:
-        self._resp.close()
-
-
 class RegistryClient:
     """The distribution API of one registry host, with its credentials and token cache."""
 
@@ -226,8 +122,8 @@ class RegistryClient:
             return connect, read
         return deadline.clamp(connect, doing), deadline.clamp(read, doing)
 
-    def _body(self, resp: requests.Response, doing: str) -> _DecodedRaw:
-        return _DecodedRaw(resp, self.options.deadline, doing, self.options.read_timeout)
+    def _body(self, resp: requests.Response, doing: str) -> DecodedRaw:
+        return DecodedRaw(resp, self.options.deadline, doing, self.options.read_timeout)
 
     def _passed(self, doing: str) -> None:
         """After a failed request: when the deadline is why, say so instead of blaming the network."""
@@ -355,7 +251,7 @@ class RegistryClient:
                 with self._lock:
                     self._tokens.pop(scopes, None)
                 return scopes
-            detail = _error_detail(resp, self.options.deadline)
+            detail = error_detail(resp, self.options.deadline)
             raise AuthError(
                 f"{self.host}: {what} denied ({resp.status_code})" + (f": {detail}" if detail else ""),
                 hint="check that the credentials grant " + ", ".join(scopes),
@@ -399,7 +295,7 @@ class RegistryClient:
         *,
         scopes: tuple[str, ...],
         headers: Mapping[str, str] | None = None,
-        body: bytes | Callable[[], Any] | _SizedBody | None = None,
+        body: bytes | Callable[[], Any] | SizedBody | None = None,
         ok: Sequence[int] = (200,),
         not_found: str | None = None,
     ) -> requests.Response:
@@ -448,7 +344,7 @@ class RegistryClient:
                 return resp
             if status in (401, 403):
                 if auth_rounds >= 3:
-                    detail = _error_detail(resp, self.options.deadline)
+                    detail = error_detail(resp, self.options.deadline)
                     resp.close()
                     raise AuthError(
                         f"{self.host}: {what} still unauthorized ({status}) after {auth_rounds} authentication "
@@ -471,12 +367,12 @@ class RegistryClient:
                 self._wait(attempt, retry_after, deadline, what)
                 continue
             if status == 404:
-                detail = _error_detail(resp, self.options.deadline)
+                detail = error_detail(resp, self.options.deadline)
                 resp.close()
                 raise NotFound(
                     not_found or f"{self.host}: {what}: not found" + (f" ({detail})" if detail else "")
                 )
-            detail = _error_detail(resp, self.options.deadline)
+            detail = error_detail(resp, self.options.deadline)
             resp.close()
             raise OCIError(f"{self.host}: {what} answered {status}" + (f": {detail}" if detail else ""))
 
@@ -514,15 +410,19 @@ class RegistryClient:
     def scope(repository: str, push: bool = False) -> str:
         return f"repository:{repository}:{'pull,push' if push else 'pull'}"
 
-    def head_manifest(self, repository: str, reference: str) -> Descriptor:
-        """Resolve a tag or digest with HEAD (no body, so it does not count against pull limits)."""
-        resp = self.request(
-            "HEAD",
+    def _manifest_request(self, method: str, repository: str, reference: str) -> requests.Response:
+        """HEAD and GET of a manifest accept the same media types and say the same when it is missing."""
+        return self.request(
+            method,
             self.url(f"/v2/{repository}/manifests/{reference}"),
             scopes=(self.scope(repository),),
             headers={"Accept": _MANIFEST_ACCEPT},
             not_found=f"{self.host}/{repository}: manifest {reference} not found",
         )
+
+    def head_manifest(self, repository: str, reference: str) -> Descriptor:
+        """Resolve a tag or digest with HEAD (no body, so it does not count against pull limits)."""
+        resp = self._manifest_request("HEAD", repository, reference)
         with resp:
             digest = resp.headers.get("Docker-Content-Digest", "")
             media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
@@ -539,13 +439,7 @@ class RegistryClient:
 
     def get_manifest_bytes(self, repository: str, reference: str) -> tuple[bytes, str]:
         """The raw bytes and media type of a manifest, bounded; the caller checks the digest."""
-        resp = self.request(
-            "GET",
-            self.url(f"/v2/{repository}/manifests/{reference}"),
-            scopes=(self.scope(repository),),
-            headers={"Accept": _MANIFEST_ACCEPT},
-            not_found=f"{self.host}/{repository}: manifest {reference} not found",
-        )
+        resp = self._manifest_request("GET", repository, reference)
         with resp:
             raw = self._read_limited(resp, media.MAX_MANIFEST_BYTES, f"{self.host}/{repository}@{reference}")
             header_digest = resp.headers.get("Docker-Content-Digest")
@@ -629,10 +523,26 @@ class RegistryClient:
         what = f"blob {descriptor.digest[:19]}"
         for attempt in range(1, 4):
             try:
+                location = self._start_upload(repository)
                 if descriptor.size <= self.options.monolithic_limit:
-                    self._upload_monolithic(repository, descriptor, opener, what, progress)
+                    with opener() as stream:
+                        resp = self._put_blob(
+                            location,
+                            repository,
+                            descriptor,
+                            {
+                                "Content-Type": "application/octet-stream",
+                                "Content-Length": str(descriptor.size),
+                            },
+                            SizedBody(stream, descriptor.size, what, progress),
+                        )
                 else:
-                    self._upload_chunked(repository, descriptor, opener, what, progress)
+                    with opener() as stream:
+                        location = self._patch_chunks(
+                            location, repository, descriptor, stream, what, progress
+                        )
+                    resp = self._put_blob(location, repository, descriptor, {"Content-Length": "0"}, b"")
+                self._finish_upload(repository, descriptor, resp)
                 return
             except RegistryUnavailable:
                 if attempt == 3:
@@ -652,6 +562,58 @@ class RegistryClient:
             raise OCIError(f"{self.host}/{repository}: upload started without a Location header")
         return urljoin(self.base_url + "/", location)
 
+    def _patch_chunks(
+        self,
+        location: str,
+        repository: str,
+        descriptor: Descriptor,
+        stream: IO[bytes],
+        what: str,
+        progress: Progress,
+    ) -> str:
+        """Send ``stream`` in ``chunk_size`` PATCHes; returns where the closing PUT goes."""
+        offset = 0
+        while True:
+            chunk = stream.read(self.options.chunk_size)
+            if not chunk:
+                return location
+            resp = self.request(
+                "PATCH",
+                location,
+                scopes=(self.scope(repository, True),),
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+                    "Content-Length": str(len(chunk)),
+                },
+                body=chunk,
+                ok=(202,),
+            )
+            with resp:
+                next_location = resp.headers.get("Location")
+            offset += len(chunk)
+            progress(what, offset, descriptor.size)
+            if next_location:
+                location = urljoin(self.base_url + "/", next_location)
+
+    def _put_blob(
+        self,
+        location: str,
+        repository: str,
+        descriptor: Descriptor,
+        headers: Mapping[str, str],
+        body: bytes | SizedBody,
+    ) -> requests.Response:
+        """The PUT that closes an upload, whole blob or empty after chunks: it names the digest."""
+        return self.request(
+            "PUT",
+            self._with_query(location, digest=descriptor.digest),
+            scopes=(self.scope(repository, True),),
+            headers=headers,
+            body=body,
+            ok=(201,),
+        )
+
     @staticmethod
     def _with_query(location: str, **params: str) -> str:
         return location + ("&" if "?" in location else "?") + urlencode(params)
@@ -663,72 +625,6 @@ class RegistryClient:
             raise DigestMismatch(
                 f"{self.host}/{repository}: registry stored blob as {got}, expected {descriptor.digest}"
             )
-
-    def _upload_monolithic(
-        self,
-        repository: str,
-        descriptor: Descriptor,
-        opener: Callable[[], IO[bytes]],
-        what: str,
-        progress: Progress,
-    ) -> None:
-        location = self._start_upload(repository)
-        stream = opener()
-        try:
-            resp = self.request(
-                "PUT",
-                self._with_query(location, digest=descriptor.digest),
-                scopes=(self.scope(repository, True),),
-                headers={"Content-Type": "application/octet-stream", "Content-Length": str(descriptor.size)},
-                body=_SizedBody(stream, descriptor.size, what, progress),
-                ok=(201,),
-            )
-        finally:
-            stream.close()
-        self._finish_upload(repository, descriptor, resp)
-
-    def _upload_chunked(
-        self,
-        repository: str,
-        descriptor: Descriptor,
-        opener: Callable[[], IO[bytes]],
-        what: str,
-        progress: Progress,
-    ) -> None:
-        location = self._start_upload(repository)
-        offset = 0
-        with opener() as stream:
-            while True:
-                chunk = stream.read(self.options.chunk_size)
-                if not chunk:
-                    break
-                resp = self.request(
-                    "PATCH",
-                    location,
-                    scopes=(self.scope(repository, True),),
-                    headers={
-                        "Content-Type": "application/octet-stream",
-                        "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
-                        "Content-Length": str(len(chunk)),
-                    },
-                    body=chunk,
-                    ok=(202,),
-                )
-                with resp:
-                    next_location = resp.headers.get("Location")
-                offset += len(chunk)
-                progress(what, offset, descriptor.size)
-                if next_location:
-                    location = urljoin(self.base_url + "/", next_location)
-        resp = self.request(
-            "PUT",
-            self._with_query(location, digest=descriptor.digest),
-            scopes=(self.scope(repository, True),),
-            headers={"Content-Length": "0"},
-            body=b"",
-            ok=(201,),
-        )
-        self._finish_upload(repository, descriptor, resp)
 
     def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str | None:
         """PUT a manifest by tag or digest; returns the ``OCI-Subject`` header (referrers API support)."""

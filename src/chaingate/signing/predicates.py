@@ -60,6 +60,7 @@ from chaingate.provenance.statement import (
     is_uri,
     names_digest,
 )
+from chaingate.userfiles import read_user_file
 
 CYCLONEDX_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 CYCLONEDX_VERSIONS = frozenset({"1.4", "1.5", "1.6"})
@@ -132,13 +133,7 @@ def _check_cyclonedx(doc: dict[str, Any], source: str) -> None:
 def load_predicate(path: Path, predicate_type: str) -> LoadedPredicate:
     """Read and check ``path``: JSON, a bare predicate or a Statement v1, CycloneDX rules for SBOMs."""
     source = f"--predicate {path}"
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_PREDICATE_BYTES + 1)
-    except OSError as e:
-        raise StatementError(f"{source}: {e.strerror or e}") from None
-    if len(raw) > MAX_PREDICATE_BYTES:
-        raise StatementError(f"{source}: larger than {MAX_PREDICATE_BYTES} bytes")
+    raw = read_user_file(path, MAX_PREDICATE_BYTES, source, StatementError)
     try:
         doc = safejson.loads(raw)
     except ValueError as e:

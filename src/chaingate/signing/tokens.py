@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from chaingate import safejson
 from chaingate.signing.interface import IdentityTokenError
 from chaingate.timeutil import format_epoch
+from chaingate.userfiles import read_user_file
 
 log = logging.getLogger(__name__)
 
@@ -156,15 +157,9 @@ def check_token(raw: str, source: str, *, now: float | None = None) -> IdentityT
 
 
 def _read_file(path: Path) -> str:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_TOKEN_BYTES + 1)
-    except OSError as e:
-        raise IdentityTokenError(f"--identity-token-file {path}: {e.strerror or e}") from None
-    if len(data) > MAX_TOKEN_BYTES:
-        raise IdentityTokenError(
-            f"--identity-token-file {path}: larger than {MAX_TOKEN_BYTES} bytes; not a token"
-        )
+    data = read_user_file(
+        path, MAX_TOKEN_BYTES, f"--identity-token-file {path}", IdentityTokenError, "; not a token"
+    )
     try:
         return data.decode("ascii")
     except UnicodeDecodeError:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from chaingate.signing.interface import TrustConfigError
 from chaingate.text import one_line
+from chaingate.userfiles import read_user_file
 
 if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig
@@ -53,13 +54,7 @@ def load_trust_config(path: Path | None) -> ClientTrustConfig:
                 f"could not load the public-good Sigstore trust root over TUF ({_error_line(e) or type(e).__name__})",
                 hint="pass --trust-config FILE with a ClientTrustConfig JSON",
             ) from None
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_TRUST_CONFIG_BYTES + 1)
-    except OSError as e:
-        raise TrustConfigError(f"--trust-config {path}: {e.strerror or e}") from None
-    if len(raw) > MAX_TRUST_CONFIG_BYTES:
-        raise TrustConfigError(f"--trust-config {path}: larger than {MAX_TRUST_CONFIG_BYTES} bytes")
+    raw = read_user_file(path, MAX_TRUST_CONFIG_BYTES, f"--trust-config {path}", TrustConfigError)
     try:
         text = raw.decode("utf-8")
         return ClientTrustConfig.from_json(text)

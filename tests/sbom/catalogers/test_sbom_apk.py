@@ -6,7 +6,7 @@ from typing import Any
 
 from chaingate.sbom.catalogers.apk import ApkCataloger
 from chaingate.sbom.catalogers.base import CatalogContext, Distro, Found
-from chaingate.testing.images import File
+from chaingate_testing.images import File
 
 LAYER = "sha256:" + "22" * 32
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from chaingate.sbom.catalogers.base import CatalogContext, Distro, Found
 from chaingate.sbom.catalogers.dpkg import DpkgCataloger, copyright_licenses, debian_license
-from chaingate.testing.images import Dir, File
+from chaingate_testing.images import Dir, File
 
 LAYER = "sha256:" + "11" * 32
 DEBIAN = Distro("debian", "12", "bookworm")

@@ -29,7 +29,7 @@ from chaingate.sbom.catalogers.golang import (
     read_buildinfo,
     stdlib_version,
 )
-from chaingate.testing.images import File
+from chaingate_testing.images import File
 
 LAYER = "sha256:" + "66" * 32
 MODINFO = (

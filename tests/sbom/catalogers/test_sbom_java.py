@@ -9,7 +9,7 @@ from typing import Any
 from chaingate.sbom.catalogers.base import CatalogContext, Found
 from chaingate.sbom.catalogers.java import ArchiveContents, JavaCataloger, parse_manifest
 from chaingate.sbom.interface import Limits, MiB
-from chaingate.testing.images import File
+from chaingate_testing.images import File
 
 LAYER = "sha256:" + "77" * 32
 

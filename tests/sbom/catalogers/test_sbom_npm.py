@@ -7,7 +7,7 @@ from typing import Any
 
 from chaingate.sbom.catalogers.base import CatalogContext, Found
 from chaingate.sbom.catalogers.npm import NpmCataloger
-from chaingate.testing.images import File, Whiteout
+from chaingate_testing.images import File, Whiteout
 
 LAYER = "sha256:" + "55" * 32
 

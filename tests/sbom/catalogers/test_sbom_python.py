@@ -6,7 +6,7 @@ from typing import Any
 
 from chaingate.sbom.catalogers.base import CatalogContext, Found
 from chaingate.sbom.catalogers.python import PythonCataloger, canonical_name
-from chaingate.testing.images import File
+from chaingate_testing.images import File
 
 LAYER = "sha256:" + "44" * 32
 SITE = "usr/local/lib/python3.12/site-packages"

@@ -15,7 +15,7 @@ import pytest
 from chaingate.sbom.catalogers import rpm
 from chaingate.sbom.catalogers.base import CatalogContext, Distro, Found
 from chaingate.sbom.catalogers.rpm import HeaderError, RpmCataloger, parse_header
-from chaingate.testing.images import File, Symlink
+from chaingate_testing.images import File, Symlink
 
 LAYER = "sha256:" + "33" * 32
 RHEL = Distro("rhel", "9.3")

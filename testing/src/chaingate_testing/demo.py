@@ -17,11 +17,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from chaingate.testing.codeengine import FakeIBMCloud
-from chaingate.testing.images import BuiltImage, File, Layer, build_image, sample_image, write_layout
-from chaingate.testing.registry import DockerRegistry
-from chaingate.testing.sigstore import SigstoreStack
-from chaingate.testing.sigstore.oidc import github_actions_claims
+from chaingate_testing.codeengine import FakeIBMCloud
+from chaingate_testing.images import BuiltImage, File, Layer, build_image, sample_image, write_layout
+from chaingate_testing.registry import DockerRegistry
+from chaingate_testing.sigstore import SigstoreStack
+from chaingate_testing.sigstore.oidc import github_actions_claims
 
 DEMO_REPOSITORY = "example-org/sample-app"
 DEMO_BUILDER = f"https://github.com/{DEMO_REPOSITORY}/.github/workflows/release.yml@refs/heads/main"
@@ -82,7 +82,7 @@ def _unsigned_image() -> BuiltImage:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chaingate.testing.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m chaingate_testing.demo", description=__doc__)
     parser.add_argument("--output", type=Path, default=Path("demo-output"), help="where artifacts are kept")
     args = parser.parse_args(argv)
     out: Path = args.output.resolve()

@@ -15,17 +15,16 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from cryptography.hazmat.primitives import serialization
 
-from chaingate.testing.sigstore.fulcio import CTLog, FulcioCA
-from chaingate.testing.sigstore.oidc import SIGSTORE_AUDIENCE, OIDCIssuer
-from chaingate.testing.sigstore.rekor import RekorLog
+from chaingate_testing.sigstore.fulcio import CTLog, FulcioCA
+from chaingate_testing.sigstore.oidc import MintOptions, OIDCIssuer
+from chaingate_testing.sigstore.rekor import RekorLog
 
 if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig
@@ -119,25 +118,9 @@ class SigstoreStack:
     ) -> None:
         self.stop()
 
-    def mint_token(
-        self,
-        subject: str,
-        *,
-        audience: str = SIGSTORE_AUDIENCE,
-        expires_in: int = 600,
-        issued_at: int | None = None,
-        email: str | None = None,
-        extra_claims: Mapping[str, object] | None = None,
-    ) -> str:
+    def mint_token(self, subject: str, **options: Unpack[MintOptions]) -> str:
         """An identity token from this stack's issuer; see :meth:`OIDCIssuer.mint`."""
-        return self.oidc.mint(
-            subject,
-            audience=audience,
-            expires_in=expires_in,
-            issued_at=issued_at,
-            email=email,
-            extra_claims=extra_claims,
-        )
+        return self.oidc.mint(subject, **options)
 
     def trust_config(self) -> dict[str, Any]:
         """The ClientTrustConfig document: trusted root plus signing config."""

@@ -23,9 +23,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from chaingate.cli import run
-from chaingate.testing.images import sample_image, write_layout
-from chaingate.testing.registry import DockerRegistry
-from chaingate.testing.sigstore import SigstoreStack, github_actions_claims
+from chaingate_testing.images import sample_image, write_layout
+from chaingate_testing.registry import DockerRegistry
+from chaingate_testing.sigstore import SigstoreStack, github_actions_claims
 
 REPOSITORY = "org/app"
 SAN = f"https://github.com/{REPOSITORY}/.github/workflows/release.yml@refs/heads/main"

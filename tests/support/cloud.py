@@ -13,7 +13,7 @@ from typing import Any
 from chaingate.deploy.codeengine import CodeEngine
 from chaingate.deploy.iam import IamClients
 from chaingate.deploy.ibmcloud import ApiCaller
-from chaingate.testing.codeengine import FakeIBMCloud
+from chaingate_testing.codeengine import FakeIBMCloud
 
 APIKEY = "test-apikey-0123456789-do-not-log"
 DIGEST = "sha256:" + "ab" * 32

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci_emulation import TEKTON_VARIABLE, load_yaml_documents
+from support.ci_emulation import TEKTON_VARIABLE, load_yaml_documents
 
 PINNED_IMAGE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")

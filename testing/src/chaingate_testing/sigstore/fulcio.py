@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from chaingate.testing.sigstore._service import HTTPError, LoopbackService, Request, Response
-from chaingate.testing.sigstore.oidc import (
+from chaingate_testing.sigstore._service import HTTPError, LoopbackService, Request, Response
+from chaingate_testing.sigstore.oidc import (
     SIGSTORE_AUDIENCE,
     JWTError,
     JWTVerifyingKey,
@@ -270,29 +270,16 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def _ca_key_usage() -> x509.KeyUsage:
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    """A CA only signs certificates; a leaf only signs artifacts: no certificate here may do both."""
     return x509.KeyUsage(
-        digital_signature=False,
+        digital_signature=not ca,
         content_commitment=False,
         key_encipherment=False,
         data_encipherment=False,
         key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _leaf_key_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
         encipher_only=False,
         decipher_only=False,
     )
@@ -342,7 +329,7 @@ class FulcioCA(LoopbackService):
             .not_valid_before(self.valid_from)
             .not_valid_after(valid_until)
             .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
-            .add_extension(_ca_key_usage(), critical=True)
+            .add_extension(_key_usage(ca=True), critical=True)
             .add_extension(root_ski, critical=False)
             .sign(self._root_key, hashes.SHA384())
         )
@@ -358,7 +345,7 @@ class FulcioCA(LoopbackService):
             .not_valid_before(self.valid_from)
             .not_valid_after(valid_until)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_ca_key_usage(), critical=True)
+            .add_extension(_key_usage(ca=True), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
             .add_extension(self._intermediate_ski, critical=False)
             .add_extension(
@@ -378,7 +365,7 @@ class FulcioCA(LoopbackService):
         now = datetime.now(UTC).replace(microsecond=0)
         serial = x509.random_serial_number()
         extensions: list[tuple[x509.ExtensionType, bool]] = [
-            (_leaf_key_usage(), True),
+            (_key_usage(ca=False), True),
             (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), False),
             (x509.SubjectKeyIdentifier.from_public_key(public_key), False),
             (x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(self._intermediate_ski), False),

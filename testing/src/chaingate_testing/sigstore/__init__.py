@@ -6,9 +6,9 @@ signer talks to them unchanged, and its real verifier checks what they
 return (certificate chain, embedded SCT, inclusion proof, checkpoint, SET).
 """
 
-from chaingate.testing.sigstore.fulcio import CTLog, FulcioCA
-from chaingate.testing.sigstore.oidc import OIDCIssuer, github_actions_claims
-from chaingate.testing.sigstore.rekor import RekorLog
-from chaingate.testing.sigstore.stack import SigstoreStack
+from chaingate_testing.sigstore.fulcio import CTLog, FulcioCA
+from chaingate_testing.sigstore.oidc import OIDCIssuer, github_actions_claims
+from chaingate_testing.sigstore.rekor import RekorLog
+from chaingate_testing.sigstore.stack import SigstoreStack
 
 __all__ = ["CTLog", "FulcioCA", "OIDCIssuer", "RekorLog", "SigstoreStack", "github_actions_claims"]

@@ -31,9 +31,9 @@ from chaingate.oci.registry import RegistryStore
 from chaingate.oci.stores import open_image
 from chaingate.policy import Policy, load_policy
 from chaingate.predicate_types import COSIGN_VULN_V1, CYCLONEDX_BOM, SLSA_PROVENANCE_V1
-from chaingate.testing.images import BuiltImage, BuiltIndex, File, Layer, build_image, build_index
-from chaingate.testing.sigstore import SigstoreStack, github_actions_claims
 from chaingate.verify import Decision, verify_image
+from chaingate_testing.images import BuiltImage, BuiltIndex, File, Layer, build_image, build_index
+from chaingate_testing.sigstore import SigstoreStack, github_actions_claims
 
 REPO = "org/app"
 SAN = f"https://github.com/{REPO}/.github/workflows/release.yml@refs/heads/main"

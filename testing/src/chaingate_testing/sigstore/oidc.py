@@ -20,7 +20,7 @@ import json
 import secrets
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -30,10 +30,21 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from chaingate.testing.sigstore._service import HTTPError, LoopbackService, Request, Response
+from chaingate_testing.sigstore._service import HTTPError, LoopbackService, Request, Response
 
 #: The audience sigstore-python requests and Fulcio requires.
 SIGSTORE_AUDIENCE = "sigstore"
+
+
+class MintOptions(TypedDict, total=False):
+    """The keyword options of :meth:`OIDCIssuer.mint`, so a wrapper can pass them on without restating them."""
+
+    audience: str
+    expires_in: int
+    issued_at: int | None
+    email: str | None
+    extra_claims: Mapping[str, object] | None
+
 
 JWTVerifyingKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 

@@ -1,6 +1,6 @@
 """Run the loopback Sigstore stack until SIGTERM/SIGINT, for the demo.
 
-``python -m chaingate.testing.sigstore --dir DIR`` writes
+``python -m chaingate_testing.sigstore --dir DIR`` writes
 ``DIR/trust_config.json`` (for ``--trust-config``-style client options),
 ``DIR/token`` (an identity token, mode 0600) and ``DIR/stack.json`` (URLs,
 file paths and the identity/issuer a verifier should expect), prints the
@@ -20,13 +20,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from chaingate.testing.sigstore.oidc import github_actions_claims
-from chaingate.testing.sigstore.stack import SigstoreStack
+from chaingate_testing.sigstore.oidc import github_actions_claims
+from chaingate_testing.sigstore.stack import SigstoreStack
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m chaingate.testing.sigstore",
+        prog="python -m chaingate_testing.sigstore",
         description="Serve a loopback OIDC issuer, Fulcio and Rekor until interrupted.",
     )
     parser.add_argument("--dir", type=Path, required=True, help="where to write trust_config.json etc.")

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from chaingate.testing.sigstore._service import HTTPError, LoopbackService, Request, Response
+from chaingate_testing.sigstore._service import HTTPError, LoopbackService, Request, Response
 
 API = "/api/v1/log"
 _HASHES: dict[str, hashes.HashAlgorithm] = {

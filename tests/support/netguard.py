@@ -16,7 +16,7 @@ def forbid_non_loopback(monkeypatch: pytest.MonkeyPatch, who: str) -> None:
     def connect(self: socket.socket, address: Any) -> None:
         host = address[0] if isinstance(address, tuple) else address
         if self.family in (socket.AF_INET, socket.AF_INET6) and host not in LOOPBACK:
-            raise AssertionError(f"a {who} test tried to reach {address!r}")
+            raise AssertionError(f"{who} tried to reach {address!r}: tests reach loopback only")
         real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", connect)

@@ -1,0 +1,25 @@
+"""Files the user names on the command line (a predicate, a trust config, a token), read whole but bounded.
+
+Each is small by nature, so one read of ``limit + 1`` bytes tells a file that
+is too large from one that fits without reading the rest; an unreadable or
+oversized file is the user's mistake, reported by the caller's own error type
+with the flag and path that named it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chaingate.errors import ChaingateError
+
+
+def read_user_file(path: Path, limit: int, source: str, error: type[ChaingateError], what: str = "") -> bytes:
+    """The bytes of ``path``; ``error("<source>: …")`` when it cannot be read or is larger than ``limit``."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as e:
+        raise error(f"{source}: {e.strerror or e}") from None
+    if len(raw) > limit:
+        raise error(f"{source}: larger than {limit} bytes{what}")
+    return raw
