@@ -47,10 +47,16 @@ else
       || fail "$interpreter is older than Python 3.11; set the action's python input (e.g. after actions/setup-python)"
     rm -rf "$venv"
     "$interpreter" -m venv "$venv"
+    # --no-deps: requirements.txt is the whole resolved closure, so pip installs exactly it and resolves
+    # nothing. (The resolver of the pip a venv starts with, 23.x on Python 3.11, refuses a dependency's
+    # extra, e.g. sigstore-rekor-types' pydantic[email], as "not pinned" under --require-hashes.) pip check
+    # then fails the install if the pinned set ever stops being complete.
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-      --require-hashes -r "$requirements"
+      --require-hashes --no-deps -r "$requirements"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
       --no-deps --no-build-isolation "$source_dir"
+    "$venv/bin/python" -m pip check --disable-pip-version-check >/dev/null \
+      || fail "the pinned dependencies in $requirements are incomplete: $("$venv/bin/python" -m pip check 2>&1 | head -n 3)"
   fi
   bin="$venv/bin/chaingate"
   ci="$venv/bin/chaingate-ci"

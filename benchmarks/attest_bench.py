@@ -124,7 +124,7 @@ def main() -> None:
             path = work / "provenance.json"
             path.write_text(json.dumps(provenance.statement))
             for kind, source in (
-                ("slsaprovenance", path),
+                ("slsaprovenance1", path),
                 ("cyclonedx", predicates["cyclonedx"]),
                 ("vuln", predicates["vuln"]),
             ):
@@ -141,7 +141,7 @@ def main() -> None:
                 capture_output=True,
             )
             for kind, source in (
-                ("slsaprovenance", path),
+                ("slsaprovenance1", path),
                 ("cyclonedx", predicates["cyclonedx"]),
                 ("vuln", predicates["vuln"]),
             ):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chaingate import __version__
-from chaingate.cli import ProgressPrinter, run
+from chaingate.cli import ProgressPrinter, build_parser, run
 from chaingate_testing.ociregistry import OCIRegistry
 from chaingate_testing.registry import DockerRegistry
 
@@ -129,3 +131,44 @@ def test_progress_plain_and_interactive() -> None:
     tty = io.StringIO()
     ProgressPrinter(tty, interactive=True)("blob", 100, 100)
     assert "\r" in tty.getvalue() and "100%" in tty.getvalue()
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: str = "") -> list[tuple[str, argparse.ArgumentParser]]:
+    """Every (sub)command parser, by its command line."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.append((f"{prefix}{name}", sub))
+                found.extend(_commands(sub, f"{prefix}{name} "))
+    return found
+
+
+def test_every_positional_and_format_flag_has_help() -> None:
+    commands = _commands(build_parser())
+    assert {"inspect", "copy", "verify", "deploy", "audit iam"} <= {name for name, _ in commands}
+    missing = [
+        f"{name}: {action.metavar or action.dest}"
+        for name, sub in commands
+        for action in sub._actions
+        if (not action.option_strings or "--format" in action.option_strings)
+        and not isinstance(action, argparse._SubParsersAction)
+        and not action.help
+    ]
+    assert missing == []
+
+
+def test_verify_help_shows_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        run(["verify", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    examples = out[out.index("examples:") :]
+    # Laid out as written (RawDescriptionHelpFormatter), each a command that parses.
+    assert "    --certificate-oidc-issuer https://token.actions.githubusercontent.com" in examples
+    commands = [" ".join(c.split()) for c in examples.replace("\\\n", " ").splitlines() if "chaingate " in c]
+    assert len(commands) == 3
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        args = build_parser().parse_args(argv)
+        assert args.command == "verify" and (args.policy or args.certificate_oidc_issuer)

@@ -23,6 +23,8 @@ CYCLONEDX_BOM = "https://cyclonedx.org/bom"
 #: SPDX names its versions below this (``…/Document/v2.3``), so it is also matched as a prefix.
 SPDX_DOCUMENT = "https://spdx.dev/Document"
 COSIGN_VULN_V1 = "https://cosign.sigstore.dev/attestation/vuln/v1"
+#: OpenVEX, as cosign's ``--type openvex`` names it (the document carries its own ``@context`` version).
+OPENVEX = "https://openvex.dev/ns"
 #: cosign v3's signature, written as a statement with an empty predicate.
 COSIGN_SIGN_V1 = "https://sigstore.dev/cosign/sign/v1"
 

@@ -94,7 +94,7 @@ def test_ibm_evidence_is_collected_only_where_pipelinectl_put_its_tools(tmp_path
     assert ["set_env", "chaingate-verdict", "deny"] in calls
     evidence = calls[-1]
     assert evidence[:7] == ["collect-evidence", "--tool-type", "chaingate", "--status", "failure", "--evidence-type",
-                            "com.ibm.cloud.image_signing"]  # fmt: skip
+                            "com.ibm.cloud.verify_signature"]  # fmt: skip
     assert evidence[-2:] == ["--attachment", str(attachment)]
     assert evidence[evidence.index("--asset-key") + 1] == "web-image"
     failing = ibm_toolchain.ibm_evidence(report, {}, which=lambda name: name, run=lambda argv: 3)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+import pytest
 
 from chaingate.ci.__main__ import main
 from support.ci_emulation import REPO, parse_github_output
@@ -67,3 +70,46 @@ def test_chaingate_ci_is_a_declared_script_that_the_actions_and_tasks_call() -> 
         assert "chaingate.ci." not in path.read_text(), f"{path} still runs a module path"
     assert sum(path.read_text().count('"$CHAINGATE_CI" run ') for path in callers) >= 15
     assert sum(path.read_text().count("chaingate-ci run ") for path in callers) >= 15
+
+
+def test_inputs_under_two_names_must_agree() -> None:
+    from chaingate.ci.inputs import InputError, one_of, subject_reference
+
+    digest = "sha256:" + "cd" * 32
+    assert one_of([("predicate", ""), ("predicate-path", "p.json")]) == "p.json"
+    assert one_of([("predicate", "p.json"), ("predicate-path", "p.json")]) == "p.json"
+    assert one_of([("a", ""), ("b", "")]) == ""
+    assert subject_reference("", "r.io/app", digest) == f"r.io/app@{digest}"
+    assert subject_reference("r.io/app:v1", "", digest) == f"r.io/app:v1@{digest}"
+    assert subject_reference(f"r.io/app@{digest}", "", digest) == f"r.io/app@{digest}"
+    for call, message in [
+        (
+            lambda: one_of([("predicate", "a"), ("predicate-path", "b")]),
+            "inputs predicate ('a') and predicate-path",
+        ),
+        (lambda: subject_reference("r.io/a", "r.io/b", ""), "inputs image ('r.io/a') and subject-name"),
+        (lambda: subject_reference("", "", digest), "no image"),
+        (lambda: subject_reference("r.io/a", "", "sha256:12"), "is not a sha256 digest"),
+        (lambda: subject_reference(f"r.io/a@{DIGEST}", "", digest), "contradicts the digest"),
+    ]:
+        with pytest.raises(InputError, match=re.escape(message)) as caught:
+            call()
+        assert caught.value.exit_code == 2
+
+
+def test_input_and_subject_print_the_value_or_annotate_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    out = io.StringIO()
+    assert main(["input", "digest=", f"subject-digest={DIGEST}"], env={}, out=out) == 0
+    assert main(["subject", "--subject-name", "r.io/app", "--subject-digest", DIGEST], env={}, out=out) == 0
+    assert out.getvalue().splitlines() == [DIGEST, f"r.io/app@{DIGEST}"]
+    refused = io.StringIO()
+    env = {"GITHUB_ACTIONS": "true"}
+    assert main(["input", "--required", "predicate=", "predicate-path="], env=env, out=refused) == 2
+    assert refused.getvalue() == ""  # stdout is the value; the annotation went to stderr
+    err = capsys.readouterr().err
+    assert "::error title=chaingate inputs::give the input predicate or predicate-path" in err
+
+
+def test_bundle_dir_is_only_for_attest_and_sign(tmp_path: Path) -> None:
+    argv = ["run", "verify", "--result", str(tmp_path / "r.json"), "--bundle-dir", str(tmp_path), "--", "x"]
+    assert main(argv, env={}, out=io.StringIO()) == 2

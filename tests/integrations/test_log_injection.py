@@ -82,7 +82,7 @@ def test_a_registry_error_cannot_issue_workflow_commands_in_a_github_log(
 def test_a_registry_error_is_one_inert_line_in_a_tekton_log(hostile: str, tmp_path: Path) -> None:
     task = TektonTask(REPO / "tekton" / "task" / "chaingate-sbom" / "0.1" / "chaingate-sbom.yaml")
     run = task.run(
-        {"IMAGE_URL": f"{hostile}/team/app:v1", "INSECURE_REGISTRIES": hostile},
+        {"IMAGE_REF": f"{hostile}/team/app:v1", "INSECURE_REGISTRIES": hostile},
         tmp=tmp_path,
         workspaces={"output": tmp_path / "output"},
     )

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from support.ci_emulation import REPO, load_yaml_documents
-from support.tekton_check import check_tree
+from support.tekton_check import ChainsHints, chains_type_hints, check_tree
 
 ACTIONS = [REPO / "action.yml", *sorted((REPO / "actions").glob("*/action.yml"))]
 WORKFLOWS = sorted((REPO / "docs" / "examples" / "github").glob("*.yml"))
@@ -111,6 +111,9 @@ def test_example_workflows_grant_least_privilege_and_pin_actions() -> None:
             for step in job["steps"]:
                 if "uses" in step:
                     assert re.search(r"@[0-9a-f]{40}$", step["uses"]), step["uses"]
+        if "deploy" not in doc["jobs"]:  # the scheduled mirror: reads upstream, writes the internal registry
+            assert all("id-token" not in job["permissions"] for job in doc["jobs"].values()), path
+            continue
         deploy = doc["jobs"]["deploy"]
         assert deploy["environment"] == "production"
         build = next(j for n, j in doc["jobs"].items() if n != "deploy")
@@ -121,6 +124,36 @@ def test_example_workflows_grant_least_privilege_and_pin_actions() -> None:
 
 def test_tekton_yaml_is_structurally_sound() -> None:
     assert check_tree(REPO / "tekton") == []
+
+
+def test_no_chaingate_task_claims_to_build_what_it_only_reads() -> None:
+    """Tekton Chains signs a provenance naming a TaskRun as the builder of every image its results hint at
+    (``IMAGE_URL``/``IMAGE_DIGEST``, ``IMAGES``, ``*ARTIFACT_OUTPUTS``…): chaingate's Tasks build nothing, so
+    they may hint at inputs only. Only the Pipelines hint at an output: the image their build Task made."""
+    hints, tasks = {}, {}
+    for path in sorted((REPO / "tekton").rglob("*.yaml")):
+        for doc in load_yaml_documents(path):
+            if doc.get("kind") in ("Task", "Pipeline"):
+                hints[doc["metadata"]["name"]] = chains_type_hints(doc)
+            if doc.get("kind") == "Task":
+                tasks[doc["metadata"]["name"]] = hints[doc["metadata"]["name"]]
+    assert sorted(tasks) == sorted(f"chaingate-{step}" for step in STEPS)
+    assert {name: hint.outputs for name, hint in tasks.items() if hint.outputs} == {}
+    assert {name: hint.inputs for name, hint in tasks.items()} == {
+        "chaingate-attest": ("IMAGE_ARTIFACT_INPUTS", "CHAINS-GIT_URL", "CHAINS-GIT_COMMIT"),
+        "chaingate-deploy": ("IMAGE_ARTIFACT_INPUTS",),
+        "chaingate-provenance": ("IMAGE_ARTIFACT_INPUTS", "CHAINS-GIT_URL", "CHAINS-GIT_COMMIT"),
+        "chaingate-sbom": ("IMAGE_ARTIFACT_INPUTS",),
+        "chaingate-sign": ("IMAGE_ARTIFACT_INPUTS",),
+        "chaingate-verify": ("IMAGE_ARTIFACT_INPUTS",),
+    }
+    for pipeline in ("chaingate-release", "chaingate-ibm-release"):
+        assert hints[pipeline] == ChainsHints(
+            ("IMAGE_URL", "IMAGE_DIGEST"), ("CHAINS-GIT_URL", "CHAINS-GIT_COMMIT")
+        )
+    for doc in load_yaml_documents(REPO / "tekton/pipeline/chaingate-release/0.1/chaingate-release.yaml"):
+        values = {r["name"]: r["value"] for r in doc["spec"]["results"]}
+        assert values["IMAGE_DIGEST"] == "$(tasks.build.results.IMAGE_DIGEST)"
 
 
 def test_the_tekton_check_catches_what_it_claims_to(tmp_path: Path) -> None:

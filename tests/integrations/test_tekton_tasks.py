@@ -11,6 +11,7 @@ cluster's issuer would.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,21 +81,28 @@ def test_attest_then_verify_then_deploy_pass_the_digest_along(
     output = tmp_path / "output"
     attest = ok(
         task("attest").run(
-            {"IMAGE_URL": ref, "IDENTITY_TOKEN_FILE": str(token), "PIPELINE_RUN": "release-x7k2",
+            {"IMAGE_REF": ref, "IDENTITY_TOKEN_FILE": str(token), "PIPELINE_RUN": "release-x7k2",
              "PIPELINE_RUN_UID": "9d3f0c1e-uid", "PIPELINE": "chaingate-release", **SOURCE},
             tmp=tmp_path / "attest",
             workspaces={"sigstore": sigstore, "output": output},
         )
     )  # fmt: skip
     results = attest.results
-    assert results["IMAGE_URL"] == ref.rsplit(":", 1)[0] and results["IMAGE_DIGEST"].startswith("sha256:")
+    assert results["DIGEST"].startswith("sha256:")
+    assert results["IMAGE_REF"] == f"{ref.rsplit(':', 1)[0]}@{results['DIGEST']}"
+    # What Tekton Chains reads: the image as an input (an object result), the source as its git type hints.
+    assert json.loads(results["IMAGE_ARTIFACT_INPUTS"]) == {
+        "uri": f"oci://{ref.rsplit(':', 1)[0]}",
+        "digest": results["DIGEST"],
+    }
+    assert (results["CHAINS-GIT_URL"], results["CHAINS-GIT_COMMIT"]) == (SOURCE["SOURCE_URL"], "b" * 40)
     assert results["PROVENANCE_REFERRER"].startswith("sha256:") and results["SBOM_REFERRER"].startswith(
         "sha256:"
     )
     assert results["PREDICATE_REFERRER"] == ""
     statement = json.loads((output / "provenance.intoto.json").read_text())
     predicate = statement["predicate"]
-    assert statement["subject"][0]["digest"]["sha256"] == results["IMAGE_DIGEST"].removeprefix("sha256:")
+    assert statement["subject"][0]["digest"]["sha256"] == results["DIGEST"].removeprefix("sha256:")
     assert predicate["buildDefinition"]["buildType"] == "https://tekton.dev/chains/v2/slsa"
     assert predicate["runDetails"]["metadata"]["invocationId"] == "9d3f0c1e-uid"
     assert predicate["buildDefinition"]["externalParameters"]["runSpec"]["pipelineRef"] == {
@@ -107,13 +115,14 @@ def test_attest_then_verify_then_deploy_pass_the_digest_along(
     write_policy(
         policy / "policy.yaml", docker_registry.host, sigstore_stack, signer=K8S_SAN, builder=TEKTON_BUILDER
     )
-    image = {"IMAGE_URL": results["IMAGE_URL"], "IMAGE_DIGEST": results["IMAGE_DIGEST"]}
+    image = {"IMAGE_REF": results["IMAGE_REF"]}
     verify = ok(
         task("verify").run(
             image, tmp=tmp_path / "verify", workspaces={"policy": policy, "sigstore": sigstore}
         )
     )
-    assert verify.results == {**image, "VERDICT": "allow", "VSA_REFERRER": ""}
+    passed_on = {key: results[key] for key in ("IMAGE_REF", "DIGEST", "IMAGE_ARTIFACT_INPUTS")}
+    assert verify.results == {**passed_on, "VERDICT": "allow", "VSA_REFERRER": ""}
 
     fake, project = cloud
     deploy = ok(
@@ -126,13 +135,12 @@ def test_attest_then_verify_then_deploy_pass_the_digest_along(
             base_env={"IBM_CREDENTIALS_FILE": str(tmp_path / "none.env")},
         )
     )  # fmt: skip
-    assert deploy.results["IMAGE_DIGEST"] == image["IMAGE_DIGEST"]
-    assert deploy.results["IMAGE_URL"] == image["IMAGE_URL"]
+    assert {key: deploy.results[key] for key in passed_on} == passed_on
     assert deploy.results["REVISION"] == "web-00001" and deploy.results["RECORD_REFERRER"].startswith(
         "sha256:"
     )
     (create,) = fake.writes
-    assert create.body["image_reference"] == f"{image['IMAGE_URL']}@{image['IMAGE_DIGEST']}"
+    assert create.body["image_reference"] == image["IMAGE_REF"]
     assert APIKEY not in deploy.stdout + deploy.stderr
 
 
@@ -153,12 +161,12 @@ def test_sbom_provenance_and_sign_tasks_with_ibm_run_data_and_a_dockerconfigjson
     output = tmp_path / "output"
     workspaces = {"dockerconfig": secret, "output": output}
 
-    sbom = ok(task("sbom").run({"IMAGE_URL": ref}, tmp=tmp_path / "sbom", workspaces=workspaces))
+    sbom = ok(task("sbom").run({"IMAGE_REF": ref}, tmp=tmp_path / "sbom", workspaces=workspaces))
     assert int(sbom.results["COMPONENTS"]) > 0 and (output / "sbom.cdx.json").is_file()
 
     provenance = ok(
         task("provenance").run(
-            {"IMAGE_URL": sbom.results["IMAGE_URL"], "IMAGE_DIGEST": sbom.results["IMAGE_DIGEST"],
+            {"IMAGE_REF": ref.rsplit(":", 1)[0], "DIGEST": sbom.results["DIGEST"],
              "TOOLCHAIN_ID": "tc-1", "SOURCE_REF": "main", **SOURCE},
             tmp=tmp_path / "provenance",
             workspaces=workspaces,
@@ -166,6 +174,8 @@ def test_sbom_provenance_and_sign_tasks_with_ibm_run_data_and_a_dockerconfigjson
         )
     )  # fmt: skip
     assert provenance.results["BUILDER_ID"] == "https://cloud.ibm.com/devops/pipelines/tekton/p-123"
+    assert provenance.results["IMAGE_REF"] == sbom.results["IMAGE_REF"]
+    assert provenance.results["CHAINS-GIT_COMMIT"] == SOURCE["SOURCE_COMMIT"]
     statement = json.loads((output / "provenance.intoto.json").read_text())
     definition = statement["predicate"]["buildDefinition"]
     assert definition["buildType"] == "https://chaingate.dev/buildtypes/ibm-toolchain/v1"
@@ -174,29 +184,38 @@ def test_sbom_provenance_and_sign_tasks_with_ibm_run_data_and_a_dockerconfigjson
 
     sign = ok(
         task("sign").run(
-            {"IMAGE_URL": sbom.results["IMAGE_URL"], "IMAGE_DIGEST": sbom.results["IMAGE_DIGEST"],
-             "IDENTITY_TOKEN_FILE": str(token)},
+            {"IMAGE_REF": sbom.results["IMAGE_REF"], "IDENTITY_TOKEN_FILE": str(token)},
             tmp=tmp_path / "sign",
             workspaces={"dockerconfig": secret, "sigstore": sigstore},
         )
     )  # fmt: skip
-    assert sign.results["IMAGE_DIGEST"] == sbom.results["IMAGE_DIGEST"]
+    assert sign.results["DIGEST"] == sbom.results["DIGEST"]
     assert sign.results["SIGNATURE_REFERRER"].startswith("sha256:")
 
 
+@pytest.mark.parametrize("trust_config", [True, False], ids=["trust-config", "property-left-unset"])
 def test_verify_fails_the_taskrun_on_a_denial_and_still_reports_the_verdict(
-    docker_registry: DockerRegistry, sigstore_stack: SigstoreStack, signing: tuple[Path, Path], tmp_path: Path
+    docker_registry: DockerRegistry,
+    sigstore_stack: SigstoreStack,
+    signing: tuple[Path, Path],
+    tmp_path: Path,
+    trust_config: bool,
 ) -> None:
     ref = push_sample(docker_registry, tmp_path, "denied")
     policy = tmp_path / "policy"
     policy.mkdir()
     write_policy(policy / "policy.yaml", docker_registry.host, sigstore_stack, signer=K8S_SAN)
+    # An IBM toolchain whose optional sigstore-trust-config property is unset binds an empty workspace:
+    # that is public-good Sigstore, not a configuration error that stops the run.
+    sigstore = signing[1] if trust_config else tmp_path / "empty-configmap"
+    sigstore.mkdir(exist_ok=True)
     run = task("verify").run(
-        {"IMAGE_URL": ref}, tmp=tmp_path / "verify", workspaces={"policy": policy, "sigstore": signing[1]}
+        {"IMAGE_REF": ref}, tmp=tmp_path / "verify", workspaces={"policy": policy, "sigstore": sigstore}
     )
-    assert run.exit_code == 1
-    assert run.results["VERDICT"] == "deny" and run.results["IMAGE_DIGEST"].startswith("sha256:")
+    assert run.exit_code == 1, run.stderr
+    assert run.results["VERDICT"] == "deny" and run.results["DIGEST"].startswith("sha256:")
     assert "error: signers: " in run.stdout and "error: requireDigest: " in run.stdout
+    assert ("using public-good Sigstore" in run.stderr) is not trust_config
 
 
 def test_deploy_without_the_optional_api_key_secret_fails_as_a_configuration_error(
@@ -206,7 +225,7 @@ def test_deploy_without_the_optional_api_key_secret_fails_as_a_configuration_err
     policy.mkdir()
     write_policy(policy / "policy.yaml", docker_registry.host, sigstore_stack)
     run = task("deploy").run(
-        {"IMAGE_URL": f"{docker_registry.host}/team/app", "IMAGE_DIGEST": "sha256:" + "0" * 64,
+        {"IMAGE_REF": f"{docker_registry.host}/team/app", "DIGEST": "sha256:" + "0" * 64,
          "PROJECT_ID": "p-1", "APP": "web", "REGION": "us-south"},
         tmp=tmp_path / "deploy",
         workspaces={"policy": policy},
@@ -214,4 +233,66 @@ def test_deploy_without_the_optional_api_key_secret_fails_as_a_configuration_err
     )  # fmt: skip
     assert run.exit_code == 2, run.stderr
     assert "no IBM Cloud credentials for code_engine" in run.stderr
-    assert run.results["IMAGE_DIGEST"] == "" and run.results["REVISION"] == ""
+    assert run.results["DIGEST"] == "" and run.results["REVISION"] == ""
+    assert "IMAGE_ARTIFACT_INPUTS" not in run.results  # an object result is written whole or not at all
+
+
+def pipelinectl(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """``set_env`` and ``collect-evidence`` on PATH, as a DevSecOps stage has them, recording each call."""
+    tools, calls = tmp_path / "pipelinectl", tmp_path / "calls"
+    tools.mkdir()
+    for tool in ("set_env", "collect-evidence"):
+        script = tools / tool
+        script.write_text(
+            "#!/bin/bash\n{ printf '%s' \"${0##*/}\"; printf '\\x1f%s' \"$@\"; printf '\\n'; } >>\"$CALLS\"\n"
+        )
+        script.chmod(0o755)
+    env = {"PATH": f"{tools}:{Path(sys.executable).parent}:/usr/bin:/bin", "CALLS": str(calls)}
+    return env, calls
+
+
+def recorded(calls: Path) -> list[list[str]]:
+    return [line.split("\x1f") for line in calls.read_text().splitlines()]
+
+
+def test_attest_files_each_attestation_under_ibms_type_with_its_files_and_no_pod_paths(
+    docker_registry: DockerRegistry, signing: tuple[Path, Path], tmp_path: Path
+) -> None:
+    token, sigstore = signing
+    ref = push_sample(docker_registry, tmp_path, "evidence")
+    env, calls = pipelinectl(tmp_path)
+    ok(
+        task("attest").run(
+            {"IMAGE_REF": ref, "IDENTITY_TOKEN_FILE": str(token), "TOOLCHAIN_ID": "tc-1", **SOURCE},
+            tmp=tmp_path / "attest",
+            workspaces={"sigstore": sigstore, "output": tmp_path / "output"},
+            annotations=IBM_RUN,
+            base_env=env,
+        )
+    )  # fmt: skip
+    commands = recorded(calls)
+    evidence = [argv for argv in commands if argv[0] == "collect-evidence"]
+    filed = [(argv[argv.index("--evidence-type") + 1], argv[argv.index("--status") + 1]) for argv in evidence]
+    assert filed == [
+        ("com.ibm.cloud.slsa", "success"),  # the provenance statement
+        ("com.ibm.cloud.slsa", "success"),  # its signed attestation
+        ("com.ibm.code_bom_check", "success"),  # the SBOM
+        ("com.ibm.code_bom_check", "success"),  # its signed attestation
+    ]
+    attached = [[argv[i + 1] for i, a in enumerate(argv) if a == "--attachment"] for argv in evidence]
+    assert [Path(attached[0][0]).name, Path(attached[2][0]).name] == [
+        "provenance.intoto.json",
+        "sbom.cdx.json",
+    ]
+    bundles = [attached[1][0], attached[3][0]]  # the signatures: each attestation's Sigstore bundle
+    assert (
+        all(b.endswith(".sigstore.json") and Path(b).is_file() for b in bundles) and bundles[0] != bundles[1]
+    )
+    values: dict[str, set[str]] = {}
+    for argv in commands:
+        if argv[0] == "set_env":
+            values.setdefault(argv[1], set()).add(argv[2])
+    assert all(len(v) == 1 for v in values.values()), values  # no attestation overwrites another's value
+    assert values["chaingate-provenance-referrer"] != values["chaingate-sbom-referrer"]
+    assert values["chaingate-sbom-predicate-type"] == {"https://cyclonedx.org/bom"}
+    assert not [v for vs in values.values() for v in vs if v.startswith("/")], values  # no pod-local path

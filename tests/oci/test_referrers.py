@@ -11,12 +11,12 @@ import pytest
 
 from chaingate.oci import media
 from chaingate.oci.artifact import Blob, build_artifact, push_artifact, push_blobs
-from chaingate.oci.client import Registries
+from chaingate.oci.client import Refused, Registries
 from chaingate.oci.copy import copy_image
 from chaingate.oci.interface import Descriptor, ImageStore, Manifest
 from chaingate.oci.layout import LayoutStore
-from chaingate.oci.registry import RegistryStore, encode_index, fallback_tag
-from chaingate_testing.ociregistry import OCIRegistry
+from chaingate.oci.registry import RegistryStore, TagNotRewritable, encode_index, fallback_tag
+from chaingate_testing.ociregistry import Fault, ImmutableTags, OCIRegistry
 from chaingate_testing.registry import DockerRegistry
 
 pytestmark = pytest.mark.registry
@@ -176,3 +176,58 @@ def test_cosign_legacy_tags_are_listed(
     store.put_manifest(sig.manifest, tag=fallback_tag(subject.digest) + ".sig")
     legacy = list(store.legacy_attachments(subject.digest))
     assert [(suffix, m.digest) for suffix, m in legacy] == [("sig", sig.manifest.digest)]
+
+
+@pytest.mark.parametrize(
+    ("refusal", "answer"),
+    [
+        (ImmutableTags(), "HTTP 400: TAG_INVALID: The image tag 'sha256-"),  # ECR
+        (
+            ImmutableTags(status=412, code="PRECONDITION", message="configured as immutable"),
+            "HTTP 412",
+        ),  # Harbor
+        (ImmutableTags(status=403, code="DENIED", message="Not enough permissions to override"), "HTTP 403"),
+        (
+            ImmutableTags(
+                status=400, code="UNKNOWN", message="ImageTagAlreadyExistsException: {tag}\n##[error]\x1b[2Jx"
+            ),
+            "HTTP 400: UNKNOWN: ImageTagAlreadyExistsException: sha256-",
+        ),
+    ],
+)
+def test_an_immutable_fallback_tag_is_named_with_what_to_configure(
+    refusal: ImmutableTags,
+    answer: str,
+    fresh_oci_registry: OCIRegistry,
+    registries: Registries,
+    sample_layout: Path,
+) -> None:
+    fresh_oci_registry.referrers_api = False
+    fresh_oci_registry.immutable_tags = refusal
+    store, subject = seeded_store(registries, fresh_oci_registry.host, "immutable/app", sample_layout)
+    first = attach(store, subject, b'{"bundle": 1}')  # creating the tag is allowed
+    with pytest.raises(TagNotRewritable) as caught:
+        attach(store, subject, b'{"bundle": 2}')
+    message = caught.value.message
+    tag = fallback_tag(subject.digest)
+    assert f"the registry refused to overwrite the referrers fallback tag {tag} ({answer}" in message
+    assert message.endswith(
+        "enable tag mutability for sha256-* tags, or use a registry with the OCI referrers API"
+    )
+    # The registry's words, neutralised: no line break, no legacy workflow command, no terminal escape.
+    assert "\n" not in message and "##[" not in message and "\x1b" not in message
+    assert caught.value.hint is not None and "@sha256:" in caught.value.hint
+    # The tag still lists what it listed; the first referrer stays findable.
+    assert [r.descriptor.digest for r in store.referrers(subject.digest).referrers] == [first.digest]
+
+
+def test_a_refused_first_write_of_the_fallback_tag_is_not_blamed_on_immutability(
+    fresh_oci_registry: OCIRegistry, registries: Registries, sample_layout: Path
+) -> None:
+    fresh_oci_registry.referrers_api = False
+    store, subject = seeded_store(registries, fresh_oci_registry.host, "immutable/new", sample_layout)
+    fresh_oci_registry.add_fault(Fault(path=r"/manifests/sha256-", method="PUT", status=409))
+    with pytest.raises(Refused) as caught:
+        attach(store, subject, b'{"bundle": 1}')
+    assert not isinstance(caught.value, TagNotRewritable)
+    assert caught.value.status == 409

@@ -29,7 +29,7 @@ from chaingate.provenance.statement import names_digest
 from chaingate.signing.bundle import summarize
 from chaingate.signing.predicates import CYCLONEDX_MEDIA_TYPE, MAX_INLINE_SBOM_BYTES
 from chaingate_testing.images import File, Layer, build_image, write_layout
-from chaingate_testing.ociregistry import Fault, OCIRegistry
+from chaingate_testing.ociregistry import Fault, ImmutableTags, OCIRegistry
 from chaingate_testing.sigstore import SigstoreStack
 
 pytestmark = [pytest.mark.sigstore, pytest.mark.registry]
@@ -106,7 +106,7 @@ def test_sign_and_attest_read_back_and_verify(
     predicate.write_text(json.dumps(PREDICATE))
     assert run(["sign", target.ref, *signing.flags(), "--format", "json"]) == 0
     signed = _json(capsys)
-    argv = ["attest", target.ref, "--predicate", str(predicate), "--type", "slsaprovenance"]
+    argv = ["attest", target.ref, "--predicate", str(predicate), "--type", "slsaprovenance1"]
     assert run([*argv, *signing.flags(), "--format", "json"]) == 0
     attested = _json(capsys)
     for result, predicate_type in ((signed, SIGN), (attested, SLSA)):
@@ -202,8 +202,8 @@ def test_a_second_images_bundle_does_not_name_the_first(
     other_store, other_digest = seed(registries, oci_registry.host, repo, other_layout)
     predicate = tmp_path / "p.json"
     predicate.write_text(json.dumps(PREDICATE))
-    first = _attest_json(api_image.ref, signing, predicate, "slsaprovenance", capsys)
-    second = _attest_json(f"{oci_registry.host}/{repo}:v1", signing, predicate, "slsaprovenance", capsys)
+    first = _attest_json(api_image.ref, signing, predicate, "slsaprovenance1", capsys)
+    second = _attest_json(f"{oci_registry.host}/{repo}:v1", signing, predicate, "slsaprovenance1", capsys)
     assert second["digest"] == other_digest != api_image.digest
     (bundle,) = signing.bundles(other_store, other_digest).values()
     # The signature itself is sound, but what it is about is the other image: it is not evidence for the first.
@@ -258,7 +258,7 @@ def test_bad_identity_tokens_exit_2_before_any_request(
     predicate.write_text(json.dumps(PREDICATE))
     log_size = signing.stack.rekor.tree_size
     oci_registry.clear_requests()
-    for command in (["sign"], ["attest", "--predicate", str(predicate), "--type", "slsaprovenance"]):
+    for command in (["sign"], ["attest", "--predicate", str(predicate), "--type", "slsaprovenance1"]):
         argv = [*command, api_image.ref, "--trust-config", signing.trust, "--identity-token", token]
         err = _fails(argv, capsys)
         assert expected in err
@@ -375,7 +375,7 @@ def test_statement_about_another_digest_is_refused(
     path.write_text(json.dumps(statement))
     oci_registry.clear_requests()
     err = _fails(
-        ["attest", api_image.ref, "--predicate", str(path), "--type", "slsaprovenance", *signing.flags()],
+        ["attest", api_image.ref, "--predicate", str(path), "--type", "slsaprovenance1", *signing.flags()],
         capsys,
     )
     assert (
@@ -386,7 +386,7 @@ def test_statement_about_another_digest_is_refused(
     # The same statement about the right digest is accepted, and only its predicate is signed.
     statement["subject"] = [{"name": "x", "digest": {"sha256": api_image.digest.removeprefix("sha256:")}}]
     path.write_text(json.dumps(statement))
-    result = _attest_json(api_image.ref, signing, path, "slsaprovenance", capsys)
+    result = _attest_json(api_image.ref, signing, path, "slsaprovenance1", capsys)
     signed = signing.verify(
         signing.bundles(api_image.open(), api_image.digest)[result["referrer"]], api_image.digest
     )
@@ -610,3 +610,76 @@ def test_a_stalled_rekor_times_out_instead_of_hanging(signing: Any, tmp_path: Pa
         ):
             sign_statement(signer, {**statement, "predicateType": SIGN, "predicate": {}})
         assert time.monotonic() - start < 10
+
+
+def test_an_sbom_of_another_image_is_refused_before_signing(
+    api_image: Target,
+    oci_registry: OCIRegistry,
+    signing: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    other = "sha256:" + "0" * 64
+    bom = _cyclonedx(1)
+    bom["metadata"]["component"] = {"type": "container", "name": "app", "version": other}
+    path = tmp_path / "sbom.cdx.json"
+    path.write_text(json.dumps(bom))
+    log_size = signing.stack.rekor.tree_size
+    oci_registry.clear_requests()
+    argv = ["attest", api_image.ref, "--predicate", str(path), "--type", "cyclonedx", *signing.flags()]
+    err = _fails(argv, capsys)
+    assert (
+        f"--predicate {path}: the SBOM describes {other} (metadata.component), "
+        f"not the image being attested ({api_image.digest})" in err
+    )
+    assert _writes(oci_registry) == [] and signing.stack.rekor.tree_size == log_size
+    # The same SBOM naming this image is attested.
+    bom["metadata"]["component"]["version"] = api_image.digest
+    path.write_text(json.dumps(bom))
+    assert _attest_json(api_image.ref, signing, path, "cyclonedx", capsys)["digest"] == api_image.digest
+
+
+def test_an_sbom_of_one_platform_attests_its_index_but_not_another_platform(
+    multiarch_layout: Path,
+    signing: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    docker_config_env: Any,
+) -> None:
+    ref = f"oci:{multiarch_layout}:latest"
+    sbom = tmp_path / "arm64.cdx.json"
+    assert run(["sbom", ref, "--platform", "linux/arm64", "-o", str(sbom)]) == 0
+    capsys.readouterr()
+    store = LayoutStore.open_directory(multiarch_layout)
+    index = store.get_manifest(store.resolve("latest").digest)
+    arm = next(d for d in index.manifests if d.platform is not None and d.platform.architecture == "arm64")
+    assert json.loads(sbom.read_text())["metadata"]["component"]["version"] == arm.digest
+    # The index holds the platform the SBOM describes (verify --platform linux/arm64 counts it).
+    assert _attest_json(ref, signing, sbom, "cyclonedx", capsys)["digest"] == index.digest
+    argv = ["attest", ref, "--platform", "linux/amd64", "--predicate", str(sbom), "--type", "cyclonedx"]
+    err = _fails([*argv, *signing.flags()], capsys)
+    assert f"the SBOM describes {arm.digest} (metadata.component), not the image being attested" in err
+
+
+def test_an_immutable_fallback_tag_says_what_to_configure(
+    fresh_oci_registry: OCIRegistry,
+    registries: Registries,
+    seed: Any,
+    sample_layout: Path,
+    signing: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fresh_oci_registry.referrers_api = False
+    fresh_oci_registry.immutable_tags = ImmutableTags()
+    repo = f"attest/immutable-{uuid.uuid4().hex[:8]}"
+    _, digest = seed(registries, fresh_oci_registry.host, repo, sample_layout)
+    ref = f"{fresh_oci_registry.host}/{repo}@{digest}"
+    assert run(["sign", ref, *signing.flags(), "--format", "json"]) == 0  # creates sha256-<hex>
+    capsys.readouterr()
+    err = _fails(["sign", ref, *signing.flags()], capsys)
+    first, hint = err.splitlines()
+    assert f"the registry refused to overwrite the referrers fallback tag {fallback_tag(digest)} " in first
+    assert "(HTTP 400: TAG_INVALID: The image tag 'sha256-" in first
+    assert "enable tag mutability for sha256-* tags, or use a registry with the OCI referrers API" in first
+    # Not "re-run the command": the next run would meet the same immutable tag.
+    assert hint.startswith("  hint: the referrer itself was pushed as ") and "re-run" not in hint

@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from chaingate.cli import run
-from chaingate_testing.images import sample_image, write_layout
+from chaingate_testing.images import BuiltImage, sample_image, write_layout
 from chaingate_testing.registry import DockerRegistry
 from chaingate_testing.sigstore import SigstoreStack, github_actions_claims
 
@@ -92,9 +92,9 @@ def token_service(stack: SigstoreStack) -> Iterator[TokenService]:
         yield TokenService(f"{url}/token?api-version=2.0", request_token, issued)
 
 
-def push_sample(registry: DockerRegistry, tmp: Path, name: str) -> str:
-    """Push the README's sample image to ``team/<name>-<random>:v1``; returns the tag reference."""
-    layout = write_layout(tmp / f"layout-{uuid.uuid4().hex[:8]}", sample_image(), tag="latest")
+def push_sample(registry: DockerRegistry, tmp: Path, name: str, image: BuiltImage | None = None) -> str:
+    """Push the README's sample image (or ``image``) to ``team/<name>-<random>:v1``; returns the tag reference."""
+    layout = write_layout(tmp / f"layout-{uuid.uuid4().hex[:8]}", image or sample_image(), tag="latest")
     ref = f"{registry.host}/team/{name}-{uuid.uuid4().hex[:8]}:v1"
     assert run(["copy", f"oci:{layout}:latest", ref]) == 0
     return ref

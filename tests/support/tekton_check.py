@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaingate.ci.tekton import CHAINS_INPUT_SUFFIX, is_chains_output_hint
 from support.ci_emulation import TEKTON_VARIABLE, load_yaml_documents
 
 PINNED_IMAGE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
@@ -167,7 +168,8 @@ def check_task(doc: Mapping[str, Any], where: str, found: Found) -> None:
             found.check(name in env_names, at, f"the script reads ${name}, which env does not set")
         written = set(re.findall(r"\$RESULT_([A-Z0-9_]+)_PATH", script))
         for result in results:
-            found.check(result in written, at, f"result {result} is never written")
+            # CHAINS-GIT_URL arrives as $RESULT_CHAINS_GIT_URL_PATH: an environment name has no hyphen.
+            found.check(result.replace("-", "_") in written, at, f"result {result} is never written")
 
 
 def _task_interface(ref: Mapping[str, Any], local: Mapping[str, Mapping[str, Any]], where: str,
@@ -253,6 +255,44 @@ def check_pipeline(doc: Mapping[str, Any], where: str, local: Mapping[str, Mappi
         found.check(name in used, where, f"param {name} is never used")
 
 
+@dataclass(frozen=True)
+class ChainsHints:
+    """What Tekton Chains reads from a Task's or Pipeline's names (its type hints), by category."""
+
+    outputs: tuple[str, ...]
+    inputs: tuple[str, ...]
+
+
+def chains_type_hints(doc: Mapping[str, Any]) -> ChainsHints:
+    """The type hints Chains would find, by its own matching rules (``pkg/artifacts/signable.go`` and the
+    material extraction): outputs are results only (``IMAGES``, ``*IMAGE_URL``/``*IMAGE_DIGEST``,
+    ``*ARTIFACT_URI``/``*ARTIFACT_DIGEST``, ``*ARTIFACT_OUTPUTS``); inputs are params or results named
+    ``CHAINS-GIT_URL``/``CHAINS-GIT_COMMIT`` or ``*ARTIFACT_INPUTS``."""
+    spec = doc["spec"]
+    results = _names(spec.get("results"))
+    params = _names(spec.get("params"))
+    outputs = tuple(name for name in results if is_chains_output_hint(name))
+    inputs = tuple(
+        name
+        for name in (*params, *results)
+        if name in ("CHAINS-GIT_URL", "CHAINS-GIT_COMMIT") or name.endswith(CHAINS_INPUT_SUFFIX)
+    )
+    return ChainsHints(outputs, inputs)
+
+
+def check_optional_sources(template: Mapping[str, Any], pipeline: Mapping[str, Any], where: str,
+                           found: Found) -> None:  # fmt: skip
+    """A PipelineRun workspace the Pipeline declares optional, fed by a ConfigMap or Secret key, must be an
+    ``optional`` source: a property left unset would otherwise keep the pod from starting at all."""
+    optional = {w["name"] for w in pipeline["spec"].get("workspaces") or [] if w.get("optional")}
+    for resource in template["spec"]["resourcetemplates"]:
+        for ws in resource["spec"].get("workspaces") or [] if resource["kind"] == "PipelineRun" else []:
+            source = ws.get("configMap") or ws.get("secret")
+            if ws["name"] in optional and source is not None:
+                found.check(source.get("optional") is True, where,
+                            f"workspace {ws['name']} is optional in the Pipeline but its source is not")  # fmt: skip
+
+
 def check_triggers(docs: list[tuple[str, Mapping[str, Any]]], pipelines: Mapping[str, Mapping[str, Any]],
                    found: Found) -> None:  # fmt: skip
     templates = {d["metadata"]["name"]: (w, d) for w, d in docs if d["kind"] == "TriggerTemplate"}
@@ -270,6 +310,7 @@ def check_triggers(docs: list[tuple[str, Mapping[str, Any]]], pipelines: Mapping
             found.check(pipeline is not None, where, "the PipelineRun names no Pipeline in this directory")
             if pipeline is None:
                 continue
+            check_optional_sources(template, pipeline, where, found)
             pspec = pipeline["spec"]
             given = set(_names(resource["spec"].get("params")))
             declared = {p["name"]: p for p in pspec.get("params") or []}

@@ -261,3 +261,104 @@ def test_hostile_strings_in_signed_payloads_stay_on_one_line(
     assert "CVE-2024-0001 ::error::pwned\\x1b[31m (critical)" in text
     assert not any(line.lstrip().startswith("::") for line in text.splitlines())
     assert "\x1b" not in text
+
+
+def _quick(pushed: Pushed, gate: Gate, *identity: str, issuer: str | None = None) -> list[str]:
+    """``verify`` with cosign's identity flags instead of a policy file, the decision as JSON."""
+    issuer_flags = ["--certificate-oidc-issuer", issuer if issuer is not None else gate.stack.issuer_url]
+    return [
+        "verify",
+        pushed.ref,
+        *identity,
+        *issuer_flags,
+        "--trust-config",
+        str(gate.trust),
+        "--format",
+        "json",
+    ]
+
+
+def test_identity_flags_verify_without_a_policy_file(
+    gate: Gate, pushed: Pushed, oci_registry: OCIRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+
+    gate.full(pushed)
+    assert run(_quick(pushed, gate, "--certificate-identity", SAN)) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["verdict"] == "allow" and record["mode"] == "enforce"
+    # No file was read, and the record says so: the flags' canonical JSON is what its digest covers.
+    flags = {"--certificate-identity": SAN, "--certificate-oidc-issuer": gate.stack.issuer_url}
+    canonical = json.dumps(flags, sort_keys=True, separators=(",", ":")).encode()
+    assert record["policy"] == "(flags)"
+    assert record["policyDigest"] == "sha256:" + hashlib.sha256(canonical).hexdigest()
+    results = {c["clause"]: c["result"] for c in record["clauses"]}
+    assert results["signers"] == "pass"
+    assert {results[name] for name in ("provenance", "sbom", "vulnerabilities")} == {"skipped"}
+
+    regexp = r"^https://github\.com/org/app/\.github/workflows/[^/]+@refs/heads/main$"
+    assert run(_quick(pushed, gate, "--certificate-identity-regexp", regexp)) == 0
+    capsys.readouterr()
+    # Another identity, or the right one from another issuer, is denied.
+    assert run(_quick(pushed, gate, "--certificate-identity", SAN.replace("org/app", "org/app-evil"))) == 1
+    assert json.loads(capsys.readouterr().out)["verdict"] == "deny"
+    assert run(_quick(pushed, gate, "--certificate-identity", SAN, issuer="https://issuer.example")) == 1
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--certificate-identity-regexp", "https://github\\.com/org/app/.*"],
+            "(flags): --certificate-identity-regexp: regular expression 'https://github\\\\.com/org/app/.*' "
+            "is not anchored",
+        ),
+        (
+            ["--certificate-identity-regexp", "^(unclosed$"],
+            "--certificate-identity-regexp: regular expression",
+        ),
+        (["--certificate-identity", SAN, "--policy", "p.yaml"], "not allowed with argument"),
+        (
+            ["--certificate-identity", SAN, "--certificate-identity-regexp", "^x$"],
+            "not allowed with argument",
+        ),
+        (
+            [],
+            "one of the arguments --policy --certificate-identity --certificate-identity-regexp is required",
+        ),
+    ],
+)
+def test_identity_flag_mistakes_exit_2_before_any_request(
+    flags: list[str],
+    message: str,
+    gate: Gate,
+    pushed: Pushed,
+    oci_registry: OCIRegistry,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    oci_registry.clear_requests()
+    with pytest.raises(SystemExit) as raised:
+        run(["verify", pushed.ref, *flags, "--certificate-oidc-issuer", gate.stack.issuer_url])
+    assert raised.value.code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert oci_registry.requests == []
+
+
+def test_the_issuer_goes_with_an_identity_and_only_with_one(
+    gate: Gate, pushed: Pushed, oci_registry: OCIRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    oci_registry.clear_requests()
+    with pytest.raises(SystemExit) as raised:
+        run(["verify", pushed.ref, "--certificate-identity", SAN])
+    assert raised.value.code == EXIT_USAGE
+    assert capsys.readouterr().err.startswith(
+        "chaingate: error: --certificate-identity: needs --certificate-oidc-issuer"
+    )
+    policy = write_policy(gate, pushed)
+    with pytest.raises(SystemExit) as raised:
+        run(["verify", pushed.ref, "--policy", str(policy), "--certificate-oidc-issuer", "https://x.example"])
+    assert raised.value.code == EXIT_USAGE
+    assert "--certificate-oidc-issuer: not allowed with --policy" in capsys.readouterr().err
+    assert oci_registry.requests == []

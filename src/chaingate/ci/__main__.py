@@ -18,8 +18,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from chaingate.ci.bundle import save_bundle
 from chaingate.ci.github import on_github, workflow_command, write_github, write_masks
 from chaingate.ci.ibm_toolchain import ibm_evidence
+from chaingate.ci.inputs import InputError, one_of, subject_reference
 from chaingate.ci.report import STEPS, ReportError, StepReport, build_report
 from chaingate.ci.runner import MAX_KEPT_CHARS, run_chaingate, write_log
 from chaingate.ci.tekton import write_tekton_results
@@ -39,6 +41,12 @@ def _pairs(items: Sequence[str] | None, flag: str) -> dict[str, str]:
 
 def _channel_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", metavar="NAME=VALUE", help="an extra output (repeatable)")
+    parser.add_argument(
+        "--show-summary",
+        choices=("true", "false"),
+        default="true",
+        help="write the step's section of the GitHub job summary (actions/attest's show-summary)",
+    )
     parser.add_argument(
         "--tekton-result",
         action="append",
@@ -72,15 +80,35 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write chaingate's stdout to --result instead of the log",
     )
+    r.add_argument(
+        "--bundle-dir",
+        type=Path,
+        help="attest/sign: read the attached Sigstore bundle back and save it here (output bundle-path)",
+    )
     _channel_options(r)
+    i = sub.add_parser(
+        "input", help="print the value of inputs that name the same thing (all given ones must agree)"
+    )
+    i.add_argument("pairs", nargs="+", metavar="NAME=VALUE")
+    i.add_argument("--required", action="store_true", help="one of them must be given")
+    s = sub.add_parser("subject", help="print the image reference from image / subject-name / subject-digest")
+    s.add_argument("--image", default="")
+    s.add_argument("--subject-name", default="")
+    s.add_argument("--subject-digest", default="")
     m = sub.add_parser("mask", help="print ::add-mask:: for the values of these environment variables")
     m.add_argument("names", nargs="+", metavar="VAR")
     return parser
 
 
-def _deliver(report: StepReport, tekton: Mapping[str, str], env: Mapping[str, str], out: TextIO) -> None:
+def _deliver(
+    report: StepReport,
+    args: argparse.Namespace,
+    tekton: Mapping[str, str],
+    env: Mapping[str, str],
+    out: TextIO,
+) -> None:
     write_log(report, env, out)
-    write_github(report, env, out)
+    write_github(report, env, out, summary=args.show_summary == "true")
     write_tekton_results(report, tekton)
     for problem in ibm_evidence(report, env):
         print(f"chaingate: warning: IBM DevSecOps evidence: {problem}", file=sys.stderr)
@@ -99,6 +127,11 @@ def _step_output(
         raise ReportError("run: name the chaingate command after --")
     if args.capture_stdout and args.result is None:
         raise ReportError("run: --capture-stdout needs --result FILE")
+    if args.bundle_dir is not None and (args.step not in ("attest", "sign") or args.result is None):
+        raise ReportError("run: --bundle-dir is for attest and sign, with --result FILE")
+    if env.get("RUNNER_DEBUG") == "1":
+        # GitHub's "debug logging" re-run sets RUNNER_DEBUG=1: whoever asked for it wants chaingate's -v too.
+        chaingate_argv = ["-v", *chaingate_argv]
     return run_chaingate(
         chaingate_argv,
         stdout_path=args.result if args.capture_stdout else None,
@@ -107,10 +140,31 @@ def _step_output(
     )
 
 
+def _input(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
+    """``input``/``subject``: the one value printed for ``$(…)``; a disagreement is an annotation on stderr
+    (the runner reads commands from both streams, and stdout is the value) and exit 2."""
+    try:
+        if args.command == "input":
+            pairs = _pairs(args.pairs, "input")
+            value = one_of(list(pairs.items()))
+            if args.required and not value:
+                raise InputError(f"give the input {' or '.join(pairs)}")
+        else:
+            value = subject_reference(args.image, args.subject_name, args.subject_digest)
+    except (InputError, ReportError) as e:
+        if on_github(env):
+            print(workflow_command("error", e.message, title="chaingate inputs"), file=sys.stderr)
+        print(f"chaingate: error: {e.message}", file=sys.stderr)
+        return e.exit_code
+    out.write(value + "\n")
+    out.flush()
+    return 0
+
+
 def main(
     argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None, out: TextIO | None = None
 ) -> int:
-    """``mask``, ``report`` or ``run``; the exit code is chaingate's, or 2 when the result cannot be reported."""
+    """``mask``, ``input``, ``subject``, ``report`` or ``run``; the exit code is chaingate's, or 2 when the result cannot be reported."""
     env = os.environ if env is None else env
     out = out or sys.stdout
     given = list(sys.argv[1:] if argv is None else argv)
@@ -120,13 +174,17 @@ def main(
     if args.command == "mask":
         write_masks(args.names, env, out)
         return 0
+    if args.command in ("input", "subject"):
+        return _input(args, env, out)
     code: int = args.exit_code if args.command == "report" else 0
     try:
         extra = _pairs(args.set, "--set")
         tekton = _pairs(args.tekton_result, "--tekton-result")
         code, stderr = _step_output(args, given[split + 1 :], env)
+        if code == 0 and args.command == "run" and args.bundle_dir is not None:
+            extra["bundle-path"] = str(save_bundle(args.result, args.bundle_dir, given[split + 1 :]))
         report = build_report(args.step, code, result=args.result, stderr=stderr, extra=extra)
-        _deliver(report, tekton, env, out)
+        _deliver(report, args, tekton, env, out)
     except OSError as e:
         failure = ReportError(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip())
     except ReportError as e:

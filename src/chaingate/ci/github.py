@@ -125,11 +125,12 @@ def _append(path: str, text: str) -> None:
         handle.write(text)
 
 
-def write_github(report: StepReport, env: Mapping[str, str], out: TextIO) -> None:
-    """Outputs, the summary section and annotations, each only where the runner asked for it."""
+def write_github(report: StepReport, env: Mapping[str, str], out: TextIO, *, summary: bool = True) -> None:
+    """Outputs, the summary section and annotations, each only where the runner asked for it (the summary
+    also only when the workflow wants it: ``show-summary``, as actions/attest names it)."""
     if env.get("GITHUB_OUTPUT"):
         _append(env["GITHUB_OUTPUT"], github_output_block(report.outputs))
-    if env.get("GITHUB_STEP_SUMMARY"):
+    if summary and env.get("GITHUB_STEP_SUMMARY"):
         _append(env["GITHUB_STEP_SUMMARY"], report.summary.rstrip("\n") + "\n\n")
     if on_github(env):
         title = f"chaingate {report.step}"

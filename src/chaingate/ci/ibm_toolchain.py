@@ -44,6 +44,27 @@ The writer half hands a step's result to IBM DevSecOps: ``collect-evidence``
 and ``set_env`` are called only when the pipeline put them on ``PATH``; they
 are never assumed, and their failure is a warning — evidence is bookkeeping,
 the gate's exit code is the decision.
+
+Evidence types are the ones IBM's DevSecOps documents (the ``collect-evidence``
+page's type/tool table), so the evidence summary and Security and Compliance
+Center find each where they look for it:
+
+=============================================  ==========================================================
+step                                           evidence type (attachment)
+=============================================  ==========================================================
+``sign``                                       ``com.ibm.cloud.image_signing`` (the Sigstore bundle)
+``attest`` SLSA provenance                     ``com.ibm.cloud.slsa`` (the bundle)
+``attest`` CycloneDX / SPDX                    ``com.ibm.code_bom_check`` (the bundle)
+``attest`` vuln / OpenVEX                      ``com.ibm.cloud.image_vulnerability_scan`` (the bundle)
+``attest`` any other predicate                 ``com.ibm.cloud.image_signing`` (the bundle)
+``provenance``                                 ``com.ibm.cloud.slsa`` (the statement)
+``sbom``                                       ``com.ibm.code_bom_check`` (the SBOM)
+``verify``, ``deploy``                         ``com.ibm.cloud.verify_signature`` (decision / deployment
+                                               record: the deploy's evidence is the gate it ran)
+=============================================  ==========================================================
+
+IBM names no SBOM type for images (``com.ibm.code_bom_check`` is its bill of
+materials check, for which it lists ``sbom-utility``), so the SBOM goes there.
 """
 
 from __future__ import annotations
@@ -55,18 +76,41 @@ from urllib.parse import urlsplit
 
 from chaingate.ci.interface import BuildContext, check_commit, check_uri, optional
 from chaingate.ci.report import StepReport
+from chaingate.predicate_types import CYCLONEDX_BOM, GATE_RECORD_PREFIXES, OPENVEX, SPDX_DOCUMENT
 
 BUILD_TYPE = "https://chaingate.dev/buildtypes/ibm-toolchain/v1"
 BUILDER_PREFIX = "https://cloud.ibm.com/devops/pipelines/tekton/"
 FALLBACK_BUILDER_ID = "https://chaingate.dev/builders/ibm-toolchain/v1"
 SYSTEM = "ibm-toolchain"
-#: What a step's evidence is in IBM DevSecOps terms (``collect-evidence --evidence-type``).
+IMAGE_SIGNING = "com.ibm.cloud.image_signing"
+SLSA = "com.ibm.cloud.slsa"
+BOM_CHECK = "com.ibm.code_bom_check"
+IMAGE_VULNERABILITY_SCAN = "com.ibm.cloud.image_vulnerability_scan"
+VERIFY_SIGNATURE = "com.ibm.cloud.verify_signature"
+#: What a step's evidence is in IBM DevSecOps terms (``collect-evidence --evidence-type``); ``attest`` is
+#: filed by its predicate type (:data:`ATTESTATION_KINDS`).
 IBM_EVIDENCE_TYPES = {
-    "sign": "com.ibm.cloud.image_signing",
-    "attest": "com.ibm.cloud.image_signing",
-    "verify": "com.ibm.cloud.image_signing",
-    "deploy": "com.ibm.cloud.image_signing",
+    "sbom": BOM_CHECK,
+    "provenance": SLSA,
+    "sign": IMAGE_SIGNING,
+    "attest": IMAGE_SIGNING,
+    "verify": VERIFY_SIGNATURE,
+    "deploy": VERIFY_SIGNATURE,
 }
+#: Predicate type prefix -> (short name for ``set_env`` keys, evidence type).
+ATTESTATION_KINDS = (
+    ("https://slsa.dev/provenance/", "provenance", SLSA),
+    (CYCLONEDX_BOM, "sbom", BOM_CHECK),
+    (SPDX_DOCUMENT, "spdx", BOM_CHECK),
+    ("https://cosign.sigstore.dev/attestation/vuln/", "vuln", IMAGE_VULNERABILITY_SCAN),
+    (OPENVEX, "vex", IMAGE_VULNERABILITY_SCAN),
+    ("https://sigstore.dev/cosign/sign/", "signature", IMAGE_SIGNING),
+    (GATE_RECORD_PREFIXES[0], "vsa", VERIFY_SIGNATURE),
+)
+#: Outputs that are files in this pod: never published (a later stage runs in another pod), only attached.
+FILE_OUTPUTS = frozenset({"sbom", "provenance", "decision", "record", "bundle-path"})
+#: attest/sign outputs about the image rather than the one attachment: published once, unprefixed.
+IMAGE_OUTPUTS = frozenset({"digest", "image", "image-url"})
 IBM_ASSET_KEY_ENV = "CHAINGATE_IBM_ASSET_KEY"
 IBM_EVIDENCE_TYPE_ENV = "CHAINGATE_IBM_EVIDENCE_TYPE"
 
@@ -135,6 +179,57 @@ def _run(argv: Sequence[str]) -> int:
     return subprocess.run(list(argv), check=False, stdout=sys.stderr, timeout=120).returncode
 
 
+def attestation_kind(predicate_type: str) -> tuple[str, str]:
+    """(key, evidence type) of an attestation: known kinds by name, others by their URI made a key."""
+    for prefix, key, evidence_type in ATTESTATION_KINDS:
+        if predicate_type.startswith(prefix):
+            return key, evidence_type
+    slug = "".join(c if c.isalnum() else "-" for c in predicate_type.split("://", 1)[-1].lower())
+    return "-".join(part for part in slug.split("-") if part)[:60] or "attestation", IMAGE_SIGNING
+
+
+def published_values(report: StepReport) -> list[tuple[str, str]]:
+    """The ``set_env`` pairs of a step: no pod-local file paths, one key per attestation kind.
+
+    Two attestations in one stage (provenance, then the SBOM) both report a
+    ``referrer``: under one key the second would overwrite the first, so each
+    attest/sign output is keyed by its predicate type
+    (``chaingate-provenance-referrer``, ``chaingate-sbom-referrer``).
+    """
+    prefix = "chaingate-"
+    if report.step in ("attest", "sign"):
+        kind = (
+            attestation_kind(report.outputs.get("predicate-type", ""))[0]
+            if report.step == "attest"
+            else "signature"
+        )
+        prefix = f"chaingate-{kind}-"
+    pairs = []
+    for name, value in report.outputs.items():
+        if not value or name in FILE_OUTPUTS or value.startswith("/"):
+            continue
+        pairs.append((f"chaingate-{name}" if name in IMAGE_OUTPUTS else f"{prefix}{name}", value))
+    return pairs
+
+
+def evidence_type(report: StepReport, env: Mapping[str, str]) -> str | None:
+    """``$CHAINGATE_IBM_EVIDENCE_TYPE``, else the type IBM documents for this step (attest: its predicate)."""
+    if env.get(IBM_EVIDENCE_TYPE_ENV):
+        return env[IBM_EVIDENCE_TYPE_ENV]
+    if report.step == "attest" and report.outputs.get("predicate-type"):
+        return attestation_kind(report.outputs["predicate-type"])[1]
+    return IBM_EVIDENCE_TYPES.get(report.step)
+
+
+def attachments(report: StepReport) -> list[str]:
+    """The files that are this step's evidence: its document, and the Sigstore bundle that signed it."""
+    found = []
+    for path in (report.attachment, report.outputs.get("bundle-path")):
+        if path and path not in found and Path(path).is_file():
+            found.append(path)
+    return found
+
+
 def ibm_evidence(
     report: StepReport,
     env: Mapping[str, str],
@@ -144,10 +239,12 @@ def ibm_evidence(
 ) -> list[str]:
     """Hand the result to IBM DevSecOps when its tools are on PATH; returns warnings, never raises.
 
-    ``set_env chaingate-<output>`` lets later stages read the digest or the
-    verdict; ``collect-evidence`` records sign/attest/verify/deploy as image-signing
-    evidence for the asset ``$CHAINGATE_IBM_ASSET_KEY`` (default ``app-image``,
-    the name IBM's templates save the built image under). ``which`` defaults to
+    ``set_env`` publishes the step's values (:func:`published_values`) for later
+    stages; ``collect-evidence`` files the step under the type IBM documents for
+    it (:func:`evidence_type`) for the asset ``$CHAINGATE_IBM_ASSET_KEY``
+    (default ``app-image``, the name IBM's templates save the built image under),
+    with its files attached (:func:`attachments`) — the files go to the evidence
+    locker, never their pod-local paths to other stages. ``which`` defaults to
     :func:`shutil.which`.
     """
     # Imported here: the context adapter above is imported by every ``chaingate provenance``, which runs no tool.
@@ -168,11 +265,10 @@ def ibm_evidence(
             problems.append(f"{what} exited {code}")
 
     if which("set_env"):
-        for name, value in report.outputs.items():
-            if value:
-                call(["set_env", f"chaingate-{name}", value])
-    evidence_type = env.get(IBM_EVIDENCE_TYPE_ENV) or IBM_EVIDENCE_TYPES.get(report.step)
-    if evidence_type and which("collect-evidence"):
+        for key, value in published_values(report):
+            call(["set_env", key, value])
+    kind = evidence_type(report, env)
+    if kind and which("collect-evidence"):
         argv = [
             "collect-evidence",
             "--tool-type",
@@ -180,13 +276,13 @@ def ibm_evidence(
             "--status",
             "success" if report.ok else "failure",
             "--evidence-type",
-            evidence_type,
+            kind,
             "--asset-type",
             "artifact",
             "--asset-key",
             env.get(IBM_ASSET_KEY_ENV) or "app-image",
         ]
-        if report.attachment and Path(report.attachment).is_file():
-            argv += ["--attachment", report.attachment]
+        for path in attachments(report):
+            argv += ["--attachment", path]
         call(argv)
     return problems

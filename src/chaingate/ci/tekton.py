@@ -13,8 +13,9 @@ so chaingate's Task maps them into the step environment under these names
 ``TEKTON_PIPELINE_PARAMS``     JSON object of the PipelineRun's params (``runSpec.params``)
 ``TEKTON_PIPELINE_SOURCE_*``   ``URI``, ``DIGEST`` (``sha1:<hex>``) and ``PATH`` of the pipeline
                                definition (Tekton's ``refSource``)
-``CHAINS_GIT_URL``             the source repository — Chains' ``CHAINS-GIT_URL`` type hint
-``CHAINS_GIT_COMMIT``          its commit — Chains' ``CHAINS-GIT_COMMIT``
+``CHAINS_GIT_URL``             the source repository (Chains never sees a step's environment: the
+                               Task also writes it as its ``CHAINS-GIT_URL`` result, which Chains reads)
+``CHAINS_GIT_COMMIT``          its commit (likewise written as the ``CHAINS-GIT_COMMIT`` result)
 ``TEKTON_BUILDER_ID``          the ``builder.id`` to claim (default :data:`DEFAULT_BUILDER_ID`)
 =============================  ==========================================================
 
@@ -28,9 +29,17 @@ Chains' ``https://tekton.dev/chains/v2``: the provenance is written by a step
 inside the run, not by the Chains controller, and must not claim otherwise.
 
 The writer half reports a step as Task results: each result file
-(``$(results.IMAGE_DIGEST.path)``…) written whole, without a trailing newline,
-so Tekton Chains reads the digest exactly. Tekton's log interprets no
-commands, so there the step log is only neutralised.
+(``$(results.DIGEST.path)``…) written whole, without a trailing newline.
+Tekton's log interprets no commands, so there the step log is only neutralised.
+
+Tekton Chains reads results by name (its "type hints"): ``IMAGES``, any
+``*IMAGE_URL``/``*IMAGE_DIGEST`` or ``*ARTIFACT_URI``/``*ARTIFACT_DIGEST``
+pair and any ``*ARTIFACT_OUTPUTS`` mean "this TaskRun built that artifact",
+and Chains signs a provenance naming the TaskRun as its builder. chaingate's
+Tasks build nothing, so they never write those names (see
+:data:`CHAINS_OUTPUT_HINTS`): the image they worked on goes to the next Task as
+``IMAGE_REF``/``DIGEST``, and to Chains as an input, ``IMAGE_ARTIFACT_INPUTS``
+(an object ``{"uri": "oci://REGISTRY/REPO", "digest": "sha256:…"}``).
 """
 
 from __future__ import annotations
@@ -48,6 +57,15 @@ DEFAULT_BUILDER_ID = "https://chaingate.dev/builders/tekton/v1"
 SYSTEM = "tekton"
 #: Tekton result names whose output key is not just the name in lower kebab case.
 TEKTON_ALIASES = {"IMAGE_DIGEST": "digest"}
+#: The result that passes the image on: ``REGISTRY/REPO@sha256:…``, a name Chains does not read.
+IMAGE_REF_RESULT = "IMAGE_REF"
+#: Chains' input type hint: a result (or param) whose name ends so is an object ``{uri, digest}`` it consumed.
+CHAINS_INPUT_SUFFIX = "ARTIFACT_INPUTS"
+#: Chains' output type hints, as (exact names, name suffixes): a result matching one claims a build.
+CHAINS_OUTPUT_HINTS = (
+    frozenset({"IMAGES"}),
+    ("IMAGE_URL", "IMAGE_DIGEST", "ARTIFACT_URI", "ARTIFACT_DIGEST", "ARTIFACT_OUTPUTS"),
+)
 
 
 def from_env(env: Mapping[str, str]) -> BuildContext | None:
@@ -132,19 +150,49 @@ def pipeline_source(env: Mapping[str, str]) -> dict[str, Any] | None:
 # -- reporting a step ---------------------------------------------------------------------------------
 
 
+def is_chains_output_hint(name: str) -> bool:
+    """Whether Tekton Chains reads a result of this name as "this run built an artifact"."""
+    exact, suffixes = CHAINS_OUTPUT_HINTS
+    return name in exact or name.endswith(suffixes)
+
+
+def _image(report: StepReport) -> tuple[str, str] | None:
+    name, digest = report.outputs.get("image-url", ""), report.outputs.get("digest", "")
+    if not name or not digest.startswith("sha256:"):
+        return None
+    return name, digest
+
+
 def tekton_value(report: StepReport, name: str) -> str:
     """The output a Tekton result carries.
 
     ``NAME:output`` names the output explicitly (two attestations in one Task
-    both report ``referrer``); otherwise ``IMAGE_DIGEST`` is ``digest`` and any
-    other name is looked up in lower kebab case (``VSA_REFERRER`` →
-    ``vsa-referrer``).
+    both report ``referrer``); ``IMAGE_REF`` is ``REGISTRY/REPO@sha256:…`` and a
+    ``*ARTIFACT_INPUTS`` result Chains' input object (both empty until the
+    digest is known); ``IMAGE_DIGEST`` is ``digest``, and any other name is
+    looked up in lower kebab case (``VSA_REFERRER`` → ``vsa-referrer``).
     """
     result, _, key = name.partition(":")
-    return report.outputs.get(key or TEKTON_ALIASES.get(result, result.lower().replace("_", "-")), "")
+    if key:
+        return report.outputs.get(key, "")
+    if result == IMAGE_REF_RESULT or result.endswith(CHAINS_INPUT_SUFFIX):
+        image = _image(report)
+        if image is None:
+            return ""
+        if result == IMAGE_REF_RESULT:
+            return "@".join(image)
+        return json.dumps({"uri": f"oci://{image[0]}", "digest": image[1]}, separators=(",", ":"))
+    return report.outputs.get(TEKTON_ALIASES.get(result, result.lower().replace("_", "-")), "")
 
 
 def write_tekton_results(report: StepReport, results: Mapping[str, str]) -> None:
-    """Each named result file holds its value exactly (no newline): Chains parses ``IMAGE_DIGEST`` verbatim."""
+    """Each named result file holds its value exactly (no newline), as Tekton and Chains parse it.
+
+    An object result (``*ARTIFACT_INPUTS``) with no value is not written at all:
+    Tekton fails a TaskRun whose object result lacks its keys, an absent one it
+    merely leaves out.
+    """
     for name, path in results.items():
-        Path(path).write_text(tekton_value(report, name), encoding="utf-8")
+        value = tekton_value(report, name)
+        if value or not name.partition(":")[0].endswith(CHAINS_INPUT_SUFFIX):
+            Path(path).write_text(value, encoding="utf-8")

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from chaingate.oci.interface import Platform
     from chaingate.oci.registries import Deadline, Registries
     from chaingate.oci.stores import OpenedImage
+    from chaingate.policy.model import Policy
 
 
 def registries(args: argparse.Namespace, deadline: Deadline | None = None) -> Registries:
@@ -104,3 +105,29 @@ def workload(args: argparse.Namespace) -> Target:
     if not args.app and not args.job:
         raise ChaingateError(f"{args.command}: name the workload with --app NAME or --job NAME")
     return Target(args.project, "app" if args.app else "job", args.app or args.job)
+
+
+def policy(args: argparse.Namespace) -> Policy:
+    """``--policy FILE``, or the signers-only policy the certificate flags stand for (docs/design.md, CLI).
+
+    The parser makes ``--policy`` and the two identity flags exclusive and one
+    of them required; the issuer belongs to an identity and to nothing else,
+    which is checked here, before any registry or trust root is contacted.
+    """
+    from pathlib import Path
+
+    from chaingate.policy import load_policy, signers_only_policy
+
+    issuer: str | None = args.certificate_oidc_issuer
+    if args.policy:
+        if issuer is not None:
+            raise ChaingateError(
+                "--certificate-oidc-issuer: not allowed with --policy (the policy file names its signers)"
+            )
+        return load_policy(Path(args.policy))
+    if issuer is None:
+        flag = "--certificate-identity" + ("" if args.certificate_identity is not None else "-regexp")
+        raise ChaingateError(f"{flag}: needs --certificate-oidc-issuer, the OIDC issuer of that identity")
+    return signers_only_policy(
+        issuer=issuer, identity=args.certificate_identity, identity_regexp=args.certificate_identity_regexp
+    )

@@ -65,6 +65,36 @@ def cmd_copy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mirror(args: argparse.Namespace) -> int:
+    from chaingate.policy import load_policy
+    from chaingate.verify.mirror import check_destination, mirror_image
+    from chaingate.verify.render import render_text
+
+    # Every input is checked before a registry is contacted (docs/design.md, CLI).
+    policy = load_policy(Path(args.policy))
+    platform = flags.platform(args)
+    check_destination(args.dst)  # the trust config is read by the gate before anything else
+    registries = flags.registries(args)
+    try:
+        result = mirror_image(
+            args.src,
+            args.dst,
+            policy,
+            registries=registries,
+            trust_config=args.trust_config,
+            platform=platform,
+            progress=render.ProgressPrinter(),
+        )
+    finally:
+        registries.close()
+    if args.format == "json":
+        _json(result.to_dict())
+    else:
+        print(render_text(result.decision))
+        print(render.mirror_text(result))
+    return 0 if result.mirrored else EXIT_DENIED
+
+
 def cmd_sbom(args: argparse.Namespace) -> int:
     from chaingate.oci.reference import Reference
     from chaingate.sbom.image import image_sbom
@@ -157,18 +187,18 @@ def cmd_sign(args: argparse.Namespace) -> int:
 def cmd_attest(args: argparse.Namespace) -> int:
     from chaingate.signing.predicates import load_predicate, predicate_type_for
 
-    return _attest(args, load_predicate(Path(args.predicate), predicate_type_for(args.type)))
+    predicate_type = predicate_type_for(args.type)
+    return _attest(args, load_predicate(Path(args.predicate), predicate_type, type_name=args.type))
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from chaingate.policy import load_policy
     from chaingate.verify import verify_image
     from chaingate.verify.render import render_text
     from chaingate.verify.vsa import attach_vsa, verify_document, vsa_signer
 
-    policy = load_policy(Path(args.policy))
+    policy = flags.policy(args)
     platform = flags.platform(args)
     signer = vsa_signer(
         identity_token=args.identity_token,

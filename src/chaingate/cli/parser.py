@@ -13,6 +13,28 @@ from pathlib import Path
 from chaingate import __version__
 from chaingate.cli import commands
 
+IMAGE_FORMS = "REGISTRY/REPO:TAG, REGISTRY/REPO@sha256:..., oci:DIR[:TAG|@DIGEST] or docker-archive:FILE"
+IMAGE_HELP = f"the image: {IMAGE_FORMS}; a tag is resolved to a digest once"
+VERIFY_DESCRIPTION = """\
+Verify every attachment of IMAGE against a policy file, or, without one, require
+a signature from one certificate identity, as `cosign verify` and
+`gh attestation verify` do (a policy with only a signers clause, enforced).
+Exit 0 allowed, 1 denied, 2 usage or configuration error."""
+VERIFY_EXAMPLES = """\
+examples:
+  # the gate, with a policy file; the decision record as JSON
+  chaingate verify us.icr.io/team/app@sha256:<hex> --policy policy.yaml --format json -o decision.json
+
+  # quick check: signed by the release workflow of org/app on main
+  chaingate verify us.icr.io/team/app:1.2.3 \\
+    --certificate-identity https://github.com/org/app/.github/workflows/release.yml@refs/heads/main \\
+    --certificate-oidc-issuer https://token.actions.githubusercontent.com
+
+  # any v* tag of that workflow (the regexp must be anchored ^...$)
+  chaingate verify us.icr.io/team/app:1.2.3 \\
+    --certificate-identity-regexp '^https://github\\.com/org/app/\\.github/workflows/release\\.yml@refs/tags/v.*$' \\
+    --certificate-oidc-issuer https://token.actions.githubusercontent.com"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; each subcommand's ``func`` is its function in ``chaingate.cli.commands``."""
@@ -39,12 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "inspect", parents=[common], help="digest, platforms and the tree of attachments of an image"
     )
-    p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
+    _format(p)
     p.set_defaults(func=commands.cmd_inspect)
 
     p = sub.add_parser("sbom", parents=[common], help="CycloneDX 1.6 SBOM of an image's final filesystem")
-    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
     p.add_argument("-o", "--output", metavar="FILE", help="write the SBOM here (default: stdout)")
     p.set_defaults(func=commands.cmd_sbom)
 
@@ -53,18 +75,43 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="copy an image and its attachments between layout, archive and registry",
     )
-    p.add_argument("src", metavar="SRC")
-    p.add_argument("dst", metavar="DST")
+    p.add_argument("src", metavar="SRC", help="the image to copy (" + IMAGE_FORMS + ")")
+    p.add_argument(
+        "dst",
+        metavar="DST",
+        help="where to: a registry REGISTRY/REPO[:TAG], oci:DIR[:TAG] or docker-archive:FILE",
+    )
     p.add_argument("--no-referrers", action="store_true", help="copy the image only, not its attachments")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    _format(p)
     p.set_defaults(func=commands.cmd_copy)
+
+    p = sub.add_parser(
+        "mirror",
+        parents=[common],
+        help="gate an upstream image, then copy exactly the verified digest and its attachments; "
+        "exit 0 mirrored, 1 denied (nothing written), 2 usage",
+        description="Resolve SRC once, verify it against the policy, and only on an allow copy that digest "
+        "with its attachments to DST, recording the decision beside it. With --platform, the platform "
+        "manifest is what is verified and mirrored. Examples: chaingate mirror "
+        "gcr.io/distroless/static:nonroot us.icr.io/mirror/static:nonroot --policy upstream.yaml",
+    )
+    p.add_argument("src", metavar="SRC", help="the upstream image (a tag is resolved to a digest once)")
+    p.add_argument("dst", metavar="DST", help="where the verified digest goes: a registry or an oci: layout")
+    p.add_argument(
+        "--policy", required=True, metavar="FILE", help="the policy for upstream images (version 1)"
+    )
+    _trust_config(p)
+    p.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text for people, json for jobs"
+    )
+    p.set_defaults(func=commands.cmd_mirror)
 
     p = sub.add_parser(
         "provenance",
         parents=[common],
         help="SLSA v1 provenance (an in-toto Statement v1) for an image, from the CI environment or flags",
     )
-    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
     p.add_argument("-o", "--output", metavar="FILE", help="write the statement here (default: stdout)")
     p.add_argument(
         "--ci",
@@ -105,14 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_argument(
         "--identity-token-file", type=Path, metavar="PATH", help="read the OIDC token from a file"
     )
-    signing.add_argument("--format", choices=("text", "json"), default="text")
+    _format(signing)
 
     p = sub.add_parser(
         "sign",
         parents=[common, signing],
         help="keyless-sign an image (cosign v3 signature: predicate https://sigstore.dev/cosign/sign/v1)",
     )
-    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
     p.set_defaults(func=commands.cmd_sign)
 
     p = sub.add_parser(
@@ -120,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common, signing],
         help="keyless-sign a predicate about an image and attach the Sigstore bundle as a referrer",
     )
-    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
     p.add_argument(
         "--predicate", required=True, metavar="FILE", help="a bare predicate or a whole in-toto Statement v1"
     )
@@ -128,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--type",
         required=True,
         metavar="TYPE",
-        help="slsaprovenance|slsaprovenance1|cyclonedx|spdxjson|vuln|vsa, or a predicate type URI",
+        help="cosign's names: slsaprovenance or slsaprovenance02 (SLSA v0.2), slsaprovenance1 (SLSA v1), "
+        "cyclonedx, spdxjson, vuln, openvex, vsa; or a predicate type URI",
     )
     p.set_defaults(func=commands.cmd_attest)
 
@@ -136,9 +184,30 @@ def build_parser() -> argparse.ArgumentParser:
         "verify",
         parents=[common, signing],
         help="the gate: verify every attachment against a policy; exit 0 allowed, 1 denied, 2 usage",
+        description=VERIFY_DESCRIPTION,
+        epilog=VERIFY_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--policy", required=True, metavar="FILE", help="the policy file (version 1)")
+    p.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
+    policy = p.add_mutually_exclusive_group(required=True)
+    policy.add_argument("--policy", metavar="FILE", help="the policy file (version 1)")
+    policy.add_argument(
+        "--certificate-identity",
+        metavar="IDENTITY",
+        help="no policy file: require a signature whose certificate names exactly this identity (e.g. a "
+        "workflow URL), from --certificate-oidc-issuer",
+    )
+    policy.add_argument(
+        "--certificate-identity-regexp",
+        metavar="REGEXP",
+        help="no policy file: as --certificate-identity, the identity matched in full by this regexp, "
+        "which must be anchored ^...$",
+    )
+    p.add_argument(
+        "--certificate-oidc-issuer",
+        metavar="URL",
+        help="the OIDC issuer of that identity (e.g. https://token.actions.githubusercontent.com)",
+    )
     p.add_argument("--project", metavar="ID", help="apply this project's override from the policy's projects")
     p.add_argument(
         "-o", "--output", metavar="DECISION", help="write the JSON decision record (with its VSA) here"
@@ -180,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="per-request timeout for IBM Cloud and registry calls (default 30)",
     )
-    ibm.add_argument("--format", choices=("text", "json"), default="text")
+    _format(ibm)
     workload = argparse.ArgumentParser(add_help=False)
     which = workload.add_mutually_exclusive_group()
     which.add_argument("--app", metavar="NAME", help="a Code Engine application")
@@ -191,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[ibm, workload],
         help="verify an image against the policy, then deploy exactly that digest to Code Engine",
     )
-    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
     p.add_argument("--policy", required=True, metavar="FILE", help="the policy file (version 1)")
     _trust_config(p)
     p.add_argument(
@@ -246,6 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Flags that commands outside the shared parents (deploy) take too: declared once, here.
+
+
+def _format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text for people (default), json for scripts and CI steps",
+    )
 
 
 def _insecure_registry(parser: argparse.ArgumentParser) -> None:

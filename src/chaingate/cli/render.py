@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from chaingate.deploy.run import DeployOutcome
     from chaingate.oci.copy import CopyResult
     from chaingate.signing.interface import AttestationResult
+    from chaingate.verify.mirror import MirrorResult
     from chaingate.verify.vsa import VsaAttachment
 
 
@@ -108,6 +109,20 @@ def copy_text(src: str, dst: str, result: CopyResult) -> str:
     ]
     lines += [f"  ignored referrer {r.digest}: {one_line(r.reason, 1000)}" for r in result.rejected]
     return "\n".join(lines)
+
+
+def mirror_text(result: MirrorResult) -> str:
+    """The lines after the decision table: what reached DST, or that nothing did."""
+    decision = result.decision
+    if result.copy is None:
+        why = "denied" if decision.digest else "not resolved"
+        return f"\nnot mirrored: {result.source} was {why}; nothing was written to {result.destination}"
+    text = "\n" + copy_text(result.source, result.destination, result.copy)
+    state = "attached" if result.decision_attached else "already recorded (identical decision)"
+    text += f"\n  decision: {result.decision_referrer} {state}"
+    if decision.verdict != "allow":
+        text += "\n  warning: mirrored in warn mode although the policy denies this image"
+    return text
 
 
 def attestation_text(result: AttestationResult) -> str:

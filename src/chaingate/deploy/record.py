@@ -20,13 +20,13 @@ from chaingate.oci.artifact import Blob, build_artifact, push_artifact
 from chaingate.oci.digest import sha256_digest
 from chaingate.oci.interface import Descriptor
 from chaingate.oci.stores import open_image
+from chaingate.policy.record import DECISION_MEDIA_TYPE
 from chaingate.timeutil import format_time
 
 if TYPE_CHECKING:
     from chaingate.oci.registries import Registries
 
 DEPLOYMENT_ARTIFACT_TYPE = "application/vnd.chaingate.deployment.v1+json"
-DECISION_MEDIA_TYPE = "application/vnd.chaingate.decision.v1+json"
 
 
 def canonical_json(doc: Mapping[str, Any]) -> bytes:

@@ -55,6 +55,23 @@ _MANIFEST_ACCEPT = ", ".join(
 )
 
 
+class Refused(OCIError):
+    """The registry's final answer to one request: its status and its own words, already neutralised.
+
+    Kept apart from the message so a caller can tell what kind of refusal it
+    was (an immutable tag, a permission) without parsing our prose.
+    """
+
+    def __init__(self, message: str, *, status: int, detail: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.detail = detail
+
+
+class RefusedAuth(AuthError, Refused):
+    """A final 401/403: an authentication or permission failure, with the registry's answer."""
+
+
 @dataclass
 class _Token:
     value: str = field(repr=False)
@@ -252,8 +269,10 @@ class RegistryClient:
                     self._tokens.pop(scopes, None)
                 return scopes
             detail = error_detail(resp, self.options.deadline)
-            raise AuthError(
+            raise RefusedAuth(
                 f"{self.host}: {what} denied ({resp.status_code})" + (f": {detail}" if detail else ""),
+                status=resp.status_code,
+                detail=detail,
                 hint="check that the credentials grant " + ", ".join(scopes),
             )
         if challenge.scheme == "basic":
@@ -346,9 +365,11 @@ class RegistryClient:
                 if auth_rounds >= 3:
                     detail = error_detail(resp, self.options.deadline)
                     resp.close()
-                    raise AuthError(
+                    raise RefusedAuth(
                         f"{self.host}: {what} still unauthorized ({status}) after {auth_rounds} authentication "
                         "rounds" + (f": {detail}" if detail else ""),
+                        status=status,
+                        detail=detail,
                         hint="check the credentials and that they grant " + ", ".join(scopes),
                     )
                 scopes = self._on_challenge(resp, scopes, what)
@@ -374,7 +395,11 @@ class RegistryClient:
                 )
             detail = error_detail(resp, self.options.deadline)
             resp.close()
-            raise OCIError(f"{self.host}: {what} answered {status}" + (f": {detail}" if detail else ""))
+            raise Refused(
+                f"{self.host}: {what} answered {status}" + (f": {detail}" if detail else ""),
+                status=status,
+                detail=detail,
+            )
 
     def _wait(self, attempt: int, retry_after: float | None, deadline: float, what: str) -> None:
         backoff = min(self.options.max_backoff, self.options.backoff_base * (2 ** (attempt - 1)))

@@ -25,9 +25,10 @@ from chaingate.oci.interface import (
     no_progress,
 )
 from chaingate.oci.registries import DeadlinePassed
+from chaingate.text import one_line
 
 if TYPE_CHECKING:
-    from chaingate.oci.client import RegistryClient
+    from chaingate.oci.client import Refused, RegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,37 @@ FALLBACK_MAX_ROUNDS = 16
 #: A write must be seen intact this many times in a row, a settle delay apart, to count.
 FALLBACK_CONFIRMATIONS = 2
 _CACHE_SIZE = 256
+#: How registries with immutable tags refuse to rewrite one: a conflict or failed precondition (Harbor), or
+#: a 400/403/405 whose answer names the refusal (ECR's TAG_INVALID and ImageTagAlreadyExistsException,
+#: Artifactory's and ACR's DENIED, GAR's MANIFEST_INVALID).
+_TAG_KEPT_STATUS = frozenset({409, 412})
+_TAG_REFUSED_STATUS = frozenset({400, 403, 405})
+_TAG_REFUSED_WORDS = (
+    "manifest_invalid",
+    "tag_invalid",
+    "denied",
+    "imagetagalreadyexists",
+    "immutable",
+    "already exists",
+    "overwrit",
+)
+MUTABILITY_ADVICE = "enable tag mutability for sha256-* tags, or use a registry with the OCI referrers API"
+
+
+class TagNotRewritable(OCIError):
+    """The registry would not overwrite the referrers fallback tag: its tags are immutable.
+
+    Re-running cannot help (the next attach must rewrite the same tag), so
+    the message says what to configure instead.
+    """
+
+
+def refuses_rewrite(error: Refused) -> bool:
+    """Whether ``error``, the answer to overwriting an existing tag, says the tag may not change."""
+    if error.status in _TAG_KEPT_STATUS:
+        return True
+    detail = error.detail.lower()
+    return error.status in _TAG_REFUSED_STATUS and any(word in detail for word in _TAG_REFUSED_WORDS)
 
 
 def fallback_tag(digest: str) -> str:
@@ -220,6 +252,25 @@ class RegistryStore(ImageStore):
         self._add_to_fallback(subject.digest, referrer)
         return referrer.descriptor
 
+    def _write_fallback(
+        self, tag: str, entries: list[dict[str, Any]], referrer: Manifest, *, existed: bool
+    ) -> None:
+        """Put the fallback index; a registry that will not overwrite the tag is named as such."""
+        from chaingate.oci.client import Refused
+
+        try:
+            self.client.put_manifest(self.repository, tag, encode_index(entries), media.OCI_INDEX)
+        except Refused as e:
+            if not existed or not refuses_rewrite(e):
+                raise
+            answer = f"HTTP {e.status}" + (f": {one_line(e.detail, 160)}" if e.detail else "")
+            raise TagNotRewritable(
+                f"{self.display}: the registry refused to overwrite the referrers fallback tag {tag} "
+                f"({answer}); it keeps tags immutable: {MUTABILITY_ADVICE}",
+                hint=f"the referrer itself was pushed as {self.display}@{referrer.digest}, but a reader "
+                "without the referrers API cannot find it until the tag lists it",
+            ) from None
+
     def _add_to_fallback(self, subject: str, referrer: Manifest) -> None:
         """Read-merge-write the fallback index until our entry has stayed in it.
 
@@ -251,9 +302,7 @@ class RegistryStore(ImageStore):
                     return
             else:
                 confirmations = 0
-                self.client.put_manifest(
-                    self.repository, tag, encode_index(current + missing), media.OCI_INDEX
-                )
+                self._write_fallback(tag, current + missing, referrer, existed=bool(current))
             # Settle for a few times one round trip, so a racing writer's stale write lands before we re-read.
             settle = min(1.0, max(settle, 4 * (time.monotonic() - started)))
             time.sleep(settle * random.uniform(0.5, 1.5))

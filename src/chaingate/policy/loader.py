@@ -40,9 +40,11 @@ from chaingate.policy.model import (
     ProjectOverride,
     ProvenanceRule,
     QuarantineEntry,
+    RegexpProblem,
     SbomRule,
     Signer,
     VulnerabilityRule,
+    compile_anchored,
     github_signer,
     glob_problem,
     parse_duration,
@@ -378,22 +380,10 @@ class _Reader:
 
     def regexp(self, node: Node, key: str) -> re.Pattern[str]:
         text = self.string(node, key)
-        trailing_escapes = len(text[:-1]) - len(text[:-1].rstrip("\\"))
-        if not text.startswith("^") or not text.endswith("$") or trailing_escapes % 2:
-            raise self.error(
-                node,
-                key,
-                f"regular expression {text!r} is not anchored",
-                hint="start it with ^ and end it with $ so it cannot match inside a longer identity",
-            )
         try:
-            return re.compile(text)
-        except re.error as e:
-            raise self.error(node, key, f"regular expression {text!r} does not compile ({e})") from None
-        except (RecursionError, OverflowError) as e:  # thousands of nested groups, a{1,99999999999}
-            raise self.error(
-                node, key, f"regular expression is too complex to compile ({type(e).__name__})"
-            ) from None
+            return compile_anchored(text)
+        except RegexpProblem as e:
+            raise self.error(node, key, e.message, hint=e.hint) from None
 
     def provenance(self, node: Node) -> ProvenanceRule:
         entries = self.mapping(node, "provenance", ("required", "builderIds", "sourceRepositories", "maxAge"))

@@ -78,6 +78,37 @@ def format_duration(value: timedelta) -> str:
     return " ".join(parts) or f"{seconds}s"
 
 
+class RegexpProblem(ValueError):
+    """Why an identity regular expression is refused, with the hint to show."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def compile_anchored(text: str) -> re.Pattern[str]:
+    """``text`` compiled, when it is anchored ``^…$`` as an identity regexp must be; else :class:`RegexpProblem`.
+
+    Unanchored, ``https://github\\.com/org/app/.*`` would also match an identity
+    that merely contains it (``https://evil.example/?https://github.com/org/app/x``).
+    A final ``$`` that is escaped (``\\$``) is a literal dollar, not an anchor.
+    """
+    body = text[1:-1] if len(text) >= 2 else ""
+    escapes = len(body) - len(body.rstrip("\\"))
+    if len(text) < 2 or not (text.startswith("^") and text.endswith("$")) or escapes % 2 == 1:
+        raise RegexpProblem(
+            f"regular expression {text!r} is not anchored",
+            "start it with ^ and end it with $ so it cannot match inside a longer identity",
+        )
+    try:
+        return re.compile(text)
+    except re.error as e:
+        raise RegexpProblem(f"regular expression {text!r} does not compile ({e})") from None
+    except (RecursionError, OverflowError) as e:  # thousands of nested groups, a{1,99999999999}
+        raise RegexpProblem(f"regular expression is too complex to compile ({type(e).__name__})") from None
+
+
 def glob_problem(pattern: str) -> str | None:
     """Why ``pattern`` is not a valid ``REGISTRY/REPO`` glob, or None when it is."""
     if not pattern:

@@ -25,6 +25,8 @@ VSA_PREDICATE_TYPE = SLSA_VSA_V1
 #: Who verified, as the VSA's ``verifier.id`` names it.
 VERIFIER_ID = "https://chaingate.dev/verifier/v1"
 #: Version of the decision record's own shape; bumped only when a field changes meaning.
+#: The decision record's media type where it travels as a blob (beside a deployment record, or mirrored).
+DECISION_MEDIA_TYPE = "application/vnd.chaingate.decision.v1+json"
 RECORD_VERSION = 1
 
 
@@ -105,10 +107,7 @@ class Decision:
             "verifier": {"id": VERIFIER_ID, "version": {"chaingate": self.tool_version}},
             "timeVerified": format_time(self.time),
             "resourceUri": f"oci://{self.repository}@{self.digest}",
-            "policy": {
-                "uri": Path(self.policy_path).resolve().as_uri() if self.policy_path else "",
-                "digest": _digest_set(self.policy_digest),
-            },
+            "policy": self._policy_descriptor(),
             "inputAttestations": [
                 {"uri": f"oci://{self.repository}@{referrer}", "digest": _digest_set(referrer)}
                 for referrer, _ in self.inputs
@@ -123,6 +122,14 @@ class Decision:
             "predicateType": SLSA_VSA_V1,
             "predicate": predicate,
         }
+
+    def _policy_descriptor(self) -> dict[str, Any]:
+        """The VSA's policy ResourceDescriptor: a file URI only when the policy was a file (not ``(flags)``)."""
+        out: dict[str, Any] = {}
+        if self.policy_path and not self.policy_path.startswith("("):
+            out["uri"] = Path(self.policy_path).resolve().as_uri()
+        out["digest"] = _digest_set(self.policy_digest)
+        return out
 
 
 def _digest_set(digest: str) -> dict[str, str]:

@@ -34,7 +34,9 @@ from urllib.parse import urlsplit
 from chaingate.errors import ChaingateError
 from chaingate.oci import media
 from chaingate.oci.artifact import Artifact, Blob, build_artifact, push_artifact, push_blobs
+from chaingate.oci.interface import ImageStore
 from chaingate.oci.reference import ArchiveReference, Reference
+from chaingate.oci.registry import TagNotRewritable
 from chaingate.oci.stores import OpenedImage
 from chaingate.predicate_types import COSIGN_SIGN_V1
 from chaingate.provenance.image import subject_name
@@ -223,6 +225,16 @@ def _sbom_artifact(
     return artifact, uri
 
 
+def _same_image(store: ImageStore, digest: str) -> tuple[str, ...]:
+    """Other digests an SBOM may name for the image ``digest``: each platform manifest of an index (an
+    SBOM describes one platform, and the gate counts it with ``--platform``), or an image's config (its
+    image ID, which names the same layers)."""
+    manifest = store.get_manifest(digest)
+    if manifest.is_index:
+        return tuple(d.digest for d in manifest.manifests)
+    return (manifest.config.digest,)
+
+
 def attest_image(
     opened: OpenedImage,
     loaded: LoadedPredicate,
@@ -243,7 +255,7 @@ def attest_image(
     image = str(opened.reference)
     descriptor = store.resolve(opened.target)
     digest = descriptor.digest
-    loaded.check_subject(digest)
+    loaded.check_subject(digest, lambda: _same_image(store, digest))
     created = format_time(now)
 
     predicate = loaded.predicate
@@ -283,10 +295,12 @@ def attest_image(
         state = f"attached to {image}: " + (", ".join(attached) if attached else "nothing")
         if uploaded:
             state += f"; the bundle blob {uploaded} is in {store.display} but no manifest refers to it"
+        # Re-running cannot get past a registry that keeps its tags immutable; its error says what to change.
+        retry = "re-run the command: the Rekor entry stays, a new signature is attached"
         raise SigningError(
             f"{image}: signed (Rekor log index {summary.tlog.log_index}) but attaching to {store.display} "
-            f"failed: {one_line(detail, 300)}; {state}",
-            hint="re-run the command: the Rekor entry stays, a new signature is attached",
+            f"failed: {one_line(detail, 600)}; {state}",
+            hint=e.hint if isinstance(e, TagNotRewritable) else retry,
         ) from None
     return AttestationResult(
         image=image,

@@ -5,7 +5,9 @@ anything else must itself be a URI. ``--predicate`` holds either a bare
 predicate or a whole in-toto Statement v1; of a statement only the
 ``predicate`` is signed, under a subject chaingate writes itself, and the
 statement must already name the image's digest (a statement about another
-image is refused, not silently re-pointed).
+image is refused, not silently re-pointed). For the same reason an SBOM whose
+``metadata.component`` names another image's digest is refused, and SLSA
+provenance whose shape is the other version's than ``--type`` says is too.
 
 Large SBOMs
 -----------
@@ -40,14 +42,18 @@ manifest sizes, and every verifier would download it twice). Instead:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from chaingate import safejson
 from chaingate.predicate_types import (
     COSIGN_VULN_V1,
     CYCLONEDX_BOM,
+    OPENVEX,
+    SLSA_PROVENANCE_V02,
     SLSA_PROVENANCE_V1,
     SLSA_VSA_V1,
     SPDX_DOCUMENT,
@@ -65,14 +71,24 @@ from chaingate.userfiles import read_user_file
 CYCLONEDX_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 CYCLONEDX_VERSIONS = frozenset({"1.4", "1.5", "1.6"})
 
-#: cosign's ``attest --type`` names.
+#: cosign's ``attest --type`` names, exactly as cosign maps them: a workflow moved between cosign and
+#: chaingate must sign the same type, so ``slsaprovenance`` is v0.2 here too and v1 is ``slsaprovenance1``.
 PREDICATE_TYPES = {
-    "slsaprovenance": SLSA_PROVENANCE_V1,
+    "slsaprovenance": SLSA_PROVENANCE_V02,
+    "slsaprovenance02": SLSA_PROVENANCE_V02,
     "slsaprovenance1": SLSA_PROVENANCE_V1,
     "cyclonedx": CYCLONEDX_BOM,
     "spdxjson": SPDX_DOCUMENT,
     "vuln": COSIGN_VULN_V1,
+    "openvex": OPENVEX,
     "vsa": SLSA_VSA_V1,
+}
+#: Top-level keys only one SLSA provenance version has, and the ``--type`` name of that version. A v1
+#: predicate signed as v0.2 (or the reverse) is read by every verifier with the wrong schema: the
+#: policy's builder and source checks would find nothing, or the wrong thing, where they look.
+_PROVENANCE_SHAPES: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    SLSA_PROVENANCE_V1: ("slsaprovenance1", ("buildDefinition", "runDetails")),
+    SLSA_PROVENANCE_V02: ("slsaprovenance", ("builder", "invocation", "materials")),
 }
 #: SBOMs up to this size are signed inline; larger ones are attached by reference (see module docs).
 MAX_INLINE_SBOM_BYTES = 1024 * 1024
@@ -105,8 +121,19 @@ class LoadedPredicate:
     #: Exact SBOM bytes to attach as their own referrer (the SBOM was larger than the inline limit).
     sbom: bytes | None = field(default=None, repr=False)
 
-    def check_subject(self, digest: str) -> None:
-        """Refuse a statement about another image: signing it for this one would misattribute it."""
+    @property
+    def described_images(self) -> tuple[str, ...]:
+        """The image digests an SBOM predicate says it describes (empty for other predicates)."""
+        return sbom_image_digests(self.predicate) if self.predicate_type == CYCLONEDX_BOM else ()
+
+    def check_subject(self, digest: str, same_image: Callable[[], Collection[str]] = tuple) -> None:
+        """Refuse a statement or an SBOM about another image: signing it for this one would misattribute it.
+
+        ``same_image`` lists the other digests that stand for the image being
+        attested (an index's platform manifests, the image's config); it is
+        called only when the SBOM names a digest other than ``digest``, so the
+        usual case reads nothing more from the registry.
+        """
         if self.statement is not None and not names_digest(self.statement, digest):
             named = ", ".join(
                 f"{k}:{v}"
@@ -116,6 +143,50 @@ class LoadedPredicate:
             raise StatementError(
                 f"{self.source}: the statement's subject ({named}) does not name the image digest {digest}"
             )
+        stray = [d for d in self.described_images if d != digest]
+        wrong = [d for d in stray if d not in set(same_image())] if stray else []
+        if wrong:
+            raise StatementError(
+                f"{self.source}: the SBOM describes {', '.join(w[:80] for w in wrong)} (metadata.component), "
+                f"not the image being attested ({digest})",
+                hint="generate the SBOM of this image (chaingate sbom IMAGE@DIGEST), or attest the image it "
+                "describes",
+            )
+
+
+def sbom_image_digests(doc: Mapping[str, Any]) -> tuple[str, ...]:
+    """The image digests a CycloneDX document's ``metadata.component`` names, in the forms tools write.
+
+    chaingate and syft write the manifest digest as the component's
+    ``version`` (the form the gate's ``sbom`` clause reads); others give it as
+    a SHA-256 ``hashes`` entry or as the version of an OCI purl
+    (``pkg:oci/app@sha256%3A…``). Any ``sha256:`` value counts as naming a
+    digest, well-formed or not: one that is not the image's is refused, not
+    ignored.
+    """
+    metadata = doc.get("metadata")
+    component = metadata.get("component") if isinstance(metadata, dict) else None
+    if not isinstance(component, dict):
+        return ()
+    named: list[str] = []
+    version = component.get("version")
+    if isinstance(version, str) and version.startswith("sha256:"):
+        named.append(version)
+    hashes = component.get("hashes")
+    for entry in hashes if isinstance(hashes, list) else ():
+        if (
+            isinstance(entry, dict)
+            and entry.get("alg") == "SHA-256"
+            and isinstance(entry.get("content"), str)
+        ):
+            named.append("sha256:" + entry["content"].lower())
+    purl = component.get("purl")
+    if isinstance(purl, str):
+        _, at, purl_version = purl.partition("?")[0].partition("#")[0].rpartition("@")
+        purl_version = unquote(purl_version)
+        if at and purl_version.startswith("sha256:"):
+            named.append(purl_version)
+    return tuple(dict.fromkeys(named))
 
 
 def _check_cyclonedx(doc: dict[str, Any], source: str) -> None:
@@ -130,9 +201,27 @@ def _check_cyclonedx(doc: dict[str, Any], source: str) -> None:
         )
 
 
-def load_predicate(path: Path, predicate_type: str) -> LoadedPredicate:
-    """Read and check ``path``: JSON, a bare predicate or a Statement v1, CycloneDX rules for SBOMs."""
+def _check_provenance_shape(doc: dict[str, Any], predicate_type: str, source: str, type_name: str) -> None:
+    """Refuse SLSA provenance of one version under the other version's type (see ``_PROVENANCE_SHAPES``)."""
+    if predicate_type not in _PROVENANCE_SHAPES:
+        return
+    for other, (name, keys) in _PROVENANCE_SHAPES.items():
+        found = [key for key in keys if key in doc]
+        if other != predicate_type and found:
+            raise StatementError(
+                f"{source}: the predicate is {other} provenance (it has {', '.join(found)}), but --type "
+                f"{type_name} means {predicate_type}",
+                hint=f"pass --type {name} (cosign's names: slsaprovenance is v0.2, slsaprovenance1 is v1)",
+            )
+
+
+def load_predicate(path: Path, predicate_type: str, *, type_name: str | None = None) -> LoadedPredicate:
+    """Read and check ``path``: JSON, a bare predicate or a Statement v1, CycloneDX rules for SBOMs.
+
+    ``type_name`` is the ``--type`` value as given, for messages (default: the type URI).
+    """
     source = f"--predicate {path}"
+    type_name = type_name or predicate_type
     raw = read_user_file(path, MAX_PREDICATE_BYTES, source, StatementError)
     try:
         doc = safejson.loads(raw)
@@ -143,14 +232,19 @@ def load_predicate(path: Path, predicate_type: str) -> LoadedPredicate:
     if is_statement(doc):
         statement = check_statement(doc, source)
         if statement["predicateType"] != predicate_type:
+            shape = _PROVENANCE_SHAPES.get(statement["predicateType"])
             raise StatementError(
                 f"{source}: the statement's predicateType {statement['predicateType']} differs from --type "
-                f"({predicate_type})"
+                f"{type_name} ({predicate_type})",
+                hint=f"pass --type {shape[0]} (cosign's names: slsaprovenance is v0.2, slsaprovenance1 is v1)"
+                if shape is not None and predicate_type in _PROVENANCE_SHAPES
+                else None,
             )
         doc = statement.get("predicate") or {}
         exact = None
     if not isinstance(doc, dict):
         raise StatementError(f"{source}: a predicate must be a JSON object, not {type(doc).__name__}")
+    _check_provenance_shape(doc, predicate_type, source, type_name)
     sbom = None
     if predicate_type == CYCLONEDX_BOM:
         _check_cyclonedx(doc, source)

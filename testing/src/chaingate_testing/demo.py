@@ -144,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         _step("5. keyless attestations: OIDC token -> Fulcio certificate -> DSSE -> Rekor -> OCI referrer")
         _chaingate(
-            "attest", pinned, "--predicate", str(provenance), "--type", "slsaprovenance", *signing, env=env
+            "attest", pinned, "--predicate", str(provenance), "--type", "slsaprovenance1", *signing, env=env
         )
         _chaingate("sign", pinned, *signing, env=env)
 

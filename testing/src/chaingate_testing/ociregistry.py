@@ -22,6 +22,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlencode
@@ -60,9 +61,28 @@ __all__ = [
     "OCI_INDEX_MEDIA_TYPE",
     "TAG_RE",
     "Fault",
+    "ImmutableTags",
     "OCIRegistry",
     "RecordedRequest",
 ]
+
+
+@dataclass(frozen=True)
+class ImmutableTags:
+    """The fault of a registry with immutable tags (ECR, Harbor, Artifactory, ACR locks, GAR, Docker Hub).
+
+    A tag matching ``pattern`` (``re.fullmatch``) may be created, but moving
+    it to another manifest is answered with ``status``/``code``/``message``
+    (``{tag}`` in the message is the tag). Unlike a :class:`Fault` it depends
+    on state, which is the point: the first attach succeeds, the second does not.
+    """
+
+    pattern: str = r"sha256-[0-9a-f]{64}"
+    status: int = 400
+    code: str = "TAG_INVALID"
+    message: str = (
+        "The image tag '{tag}' already exists and cannot be overwritten because the repository is immutable."
+    )
 
 
 _REALM = "chaingate-test"
@@ -104,6 +124,8 @@ class OCIRegistry:
     ) -> None:
         #: Mutable at runtime so one registry can play both a 1.1 and a pre-1.1 server.
         self.referrers_api = referrers_api
+        #: Set to refuse moving existing tags, as registries with immutable tags do.
+        self.immutable_tags: ImmutableTags | None = None
         self.max_body = max_body
         self.requests: list[RecordedRequest] = []
         self._basic_auth = basic_auth
@@ -592,6 +614,15 @@ class OCIRegistry:
             if missing:
                 first, *rest = missing
                 raise RegistryError(400, first["code"], first["message"], detail=first["detail"], more=rest)
+            kept = self.immutable_tags
+            if (
+                kept is not None
+                and tag is not None
+                and stored is not None
+                and stored.tags.get(tag, digest) != digest
+                and re.fullmatch(kept.pattern, tag)
+            ):
+                raise RegistryError(kept.status, kept.code, kept.message.replace("{tag}", tag))
             self._store_manifest(name, digest, record, tag)
         headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
         if record.subject is not None and self.referrers_api:
