@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from chaingate.ci.report import MAX_RESULT_BYTES, ReportError
 from chaingate.errors import ChaingateError
+from chaingate.userfiles import write_atomic
 
 #: chaingate's per-request read timeout for the read-back (the default of every command but verify/deploy).
 READ_TIMEOUT = 60.0
@@ -82,10 +82,5 @@ def save_bundle(result: Path, directory: Path, chaingate_argv: Sequence[str]) ->
         raise ReportError(f"{image}: the bundle read back does not match {bundle_digest}")
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{bundle_digest.removeprefix('sha256:')}.sigstore.json"
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        partial.write_bytes(data)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_atomic(path, data)
     return path

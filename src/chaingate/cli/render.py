@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from chaingate.text import one_line
+from chaingate.userfiles import write_atomic
 
 if TYPE_CHECKING:
     from chaingate.deploy.interface import BindingsManifest, BindingsReport, IamAuditReport, Target
@@ -77,13 +78,7 @@ def write_output(path: str | None, data: bytes) -> None:
 
 def write_file(path: str, data: bytes) -> None:
     """Replace ``path`` atomically: a reader never sees half a file, and a failed write leaves the old one."""
-    out = Path(path)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(Path(path), data)
 
 
 def copy_document(result: CopyResult) -> dict[str, object]:
