@@ -32,3 +32,8 @@ COSIGN_SIGN_V1 = "https://sigstore.dev/cosign/sign/v1"
 #: never count towards any clause whoever signed them: otherwise run 1's signed denial record would be
 #: run 2's signature.
 GATE_RECORD_PREFIXES = ("https://slsa.dev/verification_summary/", "https://chaingate.dev/deployment/")
+
+
+def is_cyclonedx(predicate_type: str) -> bool:
+    """CycloneDX under its own type, or a versioned spelling of it (``https://cyclonedx.org/bom/v1.6``)."""
+    return predicate_type == CYCLONEDX_BOM or predicate_type.startswith(CYCLONEDX_BOM + "/")

@@ -156,7 +156,7 @@ def test_an_sbom_of_another_image_is_refused(tmp_path: Path) -> None:
         f"--predicate {path}: the SBOM describes {OTHER} (metadata.component), "
         f"not the image being attested ({IMAGE})"
     )
-    # A digest that stands for the same image (a platform manifest of the index, the image's config) is fine.
+    # A digest that stands for the same image (a platform manifest of the index being attested) is fine.
     loaded.check_subject(IMAGE, lambda: (OTHER,))
 
 
@@ -178,3 +178,27 @@ def test_the_registry_is_asked_about_the_image_only_when_the_sbom_names_another_
     vuln = _write(tmp_path, {"metadata": {"component": {"version": OTHER}}})
     load_predicate(vuln, "https://cosign.sigstore.dev/attestation/vuln/v1").check_subject(IMAGE, same_image)
     assert asked == []
+
+
+@pytest.mark.parametrize("predicate", ["null", "[]", '""'])
+def test_a_statement_whose_predicate_is_not_an_object_is_refused(tmp_path: Path, predicate: str) -> None:
+    digest = "sha256:" + "a" * 64
+    text = (
+        '{"_type": "https://in-toto.io/Statement/v1", "subject": [{"name": "x", "digest": {"sha256": "'
+        + digest.split(":")[1]
+        + '"}}], "predicateType": "https://example.com/p/v1", "predicate": '
+        + predicate
+        + "}"
+    )
+    path = tmp_path / "statement.json"
+    path.write_text(text)
+    with pytest.raises(StatementError, match="predicate must be a JSON object"):
+        load_predicate(path, "https://example.com/p/v1")
+
+
+def test_a_versioned_cyclonedx_type_gets_the_same_checks(tmp_path: Path) -> None:
+    """The gate counts ``https://cyclonedx.org/bom/v1.6`` as an SBOM, so attest checks it as one."""
+    path = _write(tmp_path, _bom({"type": "container", "name": "app", "version": OTHER}))
+    loaded = load_predicate(path, "https://cyclonedx.org/bom/v1.6")
+    with pytest.raises(StatementError, match="the SBOM describes"):
+        loaded.check_subject(IMAGE)

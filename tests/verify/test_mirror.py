@@ -285,3 +285,55 @@ def test_bad_input_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("chaingate: error: ") and expected in err and "Traceback" not in err
     assert writes(fresh_oci_registry) == []
+
+
+# -- found by review ------------------------------------------------------------------------------------------
+
+
+def test_warn_mode_does_not_mirror_a_denied_image(
+    gate: Gate, upstream: Identity, oci_registry: OCIRegistry, fresh_oci_registry: OCIRegistry
+) -> None:
+    """A mirror holds only what the gate allows: warn mode lets a deploy through, never a copy."""
+    pushed, _ = signed_upstream(gate, oci_registry.host, gate.ids.good)
+    fresh_oci_registry.clear_requests()
+    warn = policy_file(gate).read_text().replace("mode: enforce", "mode: warn")
+    (gate.tmp / "warn.yaml").write_text(warn)
+    result = mirror(gate, pushed.ref, f"{fresh_oci_registry.host}/mirror/warn", gate.tmp / "warn.yaml")
+    assert result.decision.verdict == "deny" and result.decision.allowed  # warn mode: allowed for a deploy
+    assert not result.mirrored and fresh_oci_registry.requests == []
+
+
+def test_platform_refuses_when_the_allowing_evidence_is_attached_to_the_index(
+    gate: Gate, upstream: Identity, oci_registry: OCIRegistry, fresh_oci_registry: OCIRegistry
+) -> None:
+    """Copying only the platform manifest would leave the index's attestations behind: DST could not verify."""
+    pushed = push_image(
+        gate.registries, oci_registry.host, f"distroless/idx-{uuid.uuid4().hex[:8]}", multiarch=True
+    )
+    attach(pushed.store, pushed.descriptor, upstream.sign(statement(pushed.digest, SIGN_V1, {})), SIGN_V1)
+    fresh_oci_registry.clear_requests()
+    result = mirror(
+        gate,
+        pushed.ref,
+        f"{fresh_oci_registry.host}/mirror/idx",
+        policy_file(gate),
+        platform=Platform("linux", "arm64"),
+    )
+    assert result.decision.verdict == "allow" and not result.mirrored
+    assert result.refused is not None and "attached to the index" in result.refused
+    assert fresh_oci_registry.requests == []
+    whole = mirror(gate, pushed.ref, f"{fresh_oci_registry.host}/mirror/idx", policy_file(gate))
+    assert whole.mirrored and whole.copy is not None and whole.copy.digest == pushed.digest
+
+
+def test_upstream_gate_records_are_left_behind(
+    gate: Gate, upstream: Identity, oci_registry: OCIRegistry, fresh_oci_registry: OCIRegistry
+) -> None:
+    """An upstream decision record is someone else's decision: only this mirror's own is attached in DST."""
+    pushed, _ = signed_upstream(gate, oci_registry.host, upstream)
+    upstream_record = mirror(gate, pushed.ref, f"{oci_registry.host}/{pushed.repository}", policy_file(gate))
+    assert upstream_record.decision_attached  # the source now carries a decision record of its own
+    result = mirror(gate, pushed.ref, f"{fresh_oci_registry.host}/mirror/clean", policy_file(gate))
+    assert result.copy is not None and upstream_record.decision_referrer not in result.copy.referrers
+    store = RegistryStore(gate.registries.client(fresh_oci_registry.host), "mirror/clean")
+    assert decision_referrers(store, pushed.digest) == [result.decision_referrer]

@@ -109,14 +109,14 @@ def copy_text(src: str, dst: str, result: CopyResult) -> str:
 def mirror_text(result: MirrorResult) -> str:
     """The lines after the decision table: what reached DST, or that nothing did."""
     decision = result.decision
+    if result.refused is not None:
+        return f"\nnot mirrored: {result.refused}; nothing was written to {result.destination}"
     if result.copy is None:
         why = "denied" if decision.digest else "not resolved"
         return f"\nnot mirrored: {result.source} was {why}; nothing was written to {result.destination}"
     text = "\n" + copy_text(result.source, result.destination, result.copy)
     state = "attached" if result.decision_attached else "already recorded (identical decision)"
     text += f"\n  decision: {result.decision_referrer} {state}"
-    if decision.verdict != "allow":
-        text += "\n  warning: mirrored in warn mode although the policy denies this image"
     return text
 
 

@@ -21,12 +21,11 @@ from chaingate.oci.digest import sha256_digest
 from chaingate.oci.interface import Descriptor
 from chaingate.oci.stores import open_image
 from chaingate.policy.record import DECISION_MEDIA_TYPE
+from chaingate.policy.record import DEPLOYMENT_ARTIFACT_TYPE as DEPLOYMENT_ARTIFACT_TYPE
 from chaingate.timeutil import format_time
 
 if TYPE_CHECKING:
     from chaingate.oci.registries import Registries
-
-DEPLOYMENT_ARTIFACT_TYPE = "application/vnd.chaingate.deployment.v1+json"
 
 
 def canonical_json(doc: Mapping[str, Any]) -> bytes:

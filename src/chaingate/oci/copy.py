@@ -136,9 +136,14 @@ def copy_image(
     tag: str | None = None,
     platform: Platform | None = None,
     referrers: bool = True,
+    skip_artifact_types: frozenset[str] = frozenset(),
     progress: Progress = no_progress,
 ) -> CopyResult:
-    """Copy the image ``target`` of ``src`` into ``dst`` (tagging it ``tag``) with its attachments."""
+    """Copy the image ``target`` of ``src`` into ``dst`` (tagging it ``tag``) with its attachments.
+
+    ``skip_artifact_types``: referrers of these artifact types are not copied (``mirror`` leaves the
+    source's own gate records behind: they describe someone else's decision).
+    """
     root = src.get_manifest(src.resolve(target).digest)
     if platform is not None and root.is_index:
         root = src.get_manifest(select_platform(src, root, platform).digest)
@@ -148,7 +153,7 @@ def copy_image(
     counts.manifests += 1
     if referrers:
         for digest in copied:
-            _copy_referrers(src, dst, digest, counts, progress, depth=1)
+            _copy_referrers(src, dst, digest, counts, progress, depth=1, skip=skip_artifact_types)
     return CopyResult(
         digest=root.digest,
         media_type=root.media_type,
@@ -195,7 +200,13 @@ def _copy_blob(
 
 
 def _copy_referrers(
-    src: ImageStore, dst: ImageStore, subject: str, counts: _Counts, progress: Progress, depth: int
+    src: ImageStore,
+    dst: ImageStore,
+    subject: str,
+    counts: _Counts,
+    progress: Progress,
+    depth: int,
+    skip: frozenset[str] = frozenset(),
 ) -> None:
     listing = src.referrers(subject)
     counts.rejected.extend(listing.rejected)
@@ -204,14 +215,14 @@ def _copy_referrers(
             raise OCIError(
                 f"{src.display}: more than {MAX_REFERRERS} referrers; refusing to copy an unbounded tree"
             )
-        if ref.descriptor.digest in counts.referrers:
+        if ref.descriptor.digest in counts.referrers or ref.artifact_type in skip:
             continue
         _copy_tree(src, dst, ref.manifest, counts, progress)
         dst.attach(ref.manifest)
         counts.manifests += 1
         counts.referrers.append(ref.descriptor.digest)
         if depth < MAX_REFERRER_DEPTH:
-            _copy_referrers(src, dst, ref.descriptor.digest, counts, progress, depth + 1)
+            _copy_referrers(src, dst, ref.descriptor.digest, counts, progress, depth + 1, skip)
     for suffix, legacy in src.legacy_attachments(subject):
         _copy_tree(src, dst, legacy, counts, progress)
         tag = f"{subject.replace(':', '-', 1)}.{suffix}"

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from chaingate.policy.findings import SEVERITY_RANK, Finding, is_cyclonedx
+from chaingate.policy.findings import SEVERITY_RANK, Finding
 from chaingate.policy.findings import get_path as _get
 from chaingate.policy.findings import scan_findings as scan_findings
 from chaingate.policy.interface import ClauseResult, Result
@@ -39,6 +39,7 @@ from chaingate.predicate_types import (
     SLSA_PROVENANCE_V02,
     SLSA_PROVENANCE_V1,
     SPDX_DOCUMENT,
+    is_cyclonedx,
 )
 from chaingate.timeutil import payload_time
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from cvss import CVSS2, CVSS3, CVSS4, CVSSError
 
-from chaingate.predicate_types import CYCLONEDX_BOM
+from chaingate.predicate_types import is_cyclonedx
 
 SEVERITY_RANK = {"critical": 5, "high": 4, "medium": 3, "low": 2, "none": 1, "unknown": 0}
 
@@ -67,10 +67,6 @@ class Finding:
     def names(self) -> frozenset[str]:
         """Every id it goes by, upper-cased: ``cve-2024-3094`` in a scan is the policy's ``CVE-2024-3094``."""
         return frozenset(name.upper() for name in self.aliases | {self.id})
-
-
-def is_cyclonedx(predicate_type: str) -> bool:
-    return predicate_type == CYCLONEDX_BOM or predicate_type.startswith(CYCLONEDX_BOM + "/")
 
 
 def scan_findings(predicate_type: str, predicate: Mapping[str, Any]) -> list[Finding] | None:

@@ -27,6 +27,10 @@ VERIFIER_ID = "https://chaingate.dev/verifier/v1"
 #: Version of the decision record's own shape; bumped only when a field changes meaning.
 #: The decision record's media type where it travels as a blob (beside a deployment record, or mirrored).
 DECISION_MEDIA_TYPE = "application/vnd.chaingate.decision.v1+json"
+#: The deployment record's artifact type (``deploy`` attaches it beside the decision it cites).
+DEPLOYMENT_ARTIFACT_TYPE = "application/vnd.chaingate.deployment.v1+json"
+#: Referrers that are a gate's own records: never evidence, and left behind when an image is mirrored.
+GATE_RECORD_ARTIFACT_TYPES = frozenset({DECISION_MEDIA_TYPE, DEPLOYMENT_ARTIFACT_TYPE})
 RECORD_VERSION = 1
 
 

@@ -227,12 +227,13 @@ def _sbom_artifact(
 
 def _same_image(store: ImageStore, digest: str) -> tuple[str, ...]:
     """Other digests an SBOM may name for the image ``digest``: each platform manifest of an index (an
-    SBOM describes one platform, and the gate counts it with ``--platform``), or an image's config (its
-    image ID, which names the same layers)."""
+    SBOM describes one platform, and the gate counts it with ``--platform``). Nothing else: the gate counts
+    an SBOM only when it names the verified manifest digest, so attesting one that names the image's config
+    (its image ID) would sign a statement the gate then ignores."""
     manifest = store.get_manifest(digest)
     if manifest.is_index:
         return tuple(d.digest for d in manifest.manifests)
-    return (manifest.config.digest,)
+    return ()
 
 
 def attest_image(

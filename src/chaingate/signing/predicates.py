@@ -57,6 +57,7 @@ from chaingate.predicate_types import (
     SLSA_PROVENANCE_V1,
     SLSA_VSA_V1,
     SPDX_DOCUMENT,
+    is_cyclonedx,
 )
 from chaingate.provenance.statement import (
     StatementError,
@@ -124,7 +125,7 @@ class LoadedPredicate:
     @property
     def described_images(self) -> tuple[str, ...]:
         """The image digests an SBOM predicate says it describes (empty for other predicates)."""
-        return sbom_image_digests(self.predicate) if self.predicate_type == CYCLONEDX_BOM else ()
+        return sbom_image_digests(self.predicate) if is_cyclonedx(self.predicate_type) else ()
 
     def check_subject(self, digest: str, same_image: Callable[[], Collection[str]] = tuple) -> None:
         """Refuse a statement or an SBOM about another image: signing it for this one would misattribute it.
@@ -240,13 +241,13 @@ def load_predicate(path: Path, predicate_type: str, *, type_name: str | None = N
                 if shape is not None and predicate_type in _PROVENANCE_SHAPES
                 else None,
             )
-        doc = statement.get("predicate") or {}
+        doc = statement.get("predicate", {})  # absent means empty; null, [] or "" are refused below
         exact = None
     if not isinstance(doc, dict):
         raise StatementError(f"{source}: a predicate must be a JSON object, not {type(doc).__name__}")
     _check_provenance_shape(doc, predicate_type, source, type_name)
     sbom = None
-    if predicate_type == CYCLONEDX_BOM:
+    if is_cyclonedx(predicate_type):
         _check_cyclonedx(doc, source)
         data = exact if exact is not None else encode(doc)
         if len(data) > MAX_INLINE_SBOM_BYTES:

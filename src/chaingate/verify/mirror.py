@@ -51,7 +51,7 @@ from chaingate.oci.reference import ArchiveReference, LayoutReference, Reference
 from chaingate.oci.registries import Deadline, Registries
 from chaingate.oci.stores import open_image
 from chaingate.policy.model import Policy
-from chaingate.policy.record import DECISION_MEDIA_TYPE, Decision
+from chaingate.policy.record import DECISION_MEDIA_TYPE, GATE_RECORD_ARTIFACT_TYPES, Decision
 from chaingate.timeutil import format_time
 from chaingate.verify.gate import verify_image
 
@@ -78,6 +78,8 @@ class MirrorResult:
     decision_referrer: str | None = None
     #: False when DST already held a decision record with the same substance.
     decision_attached: bool = False
+    #: Why an allowed image was still not mirrored (its evidence could not travel with it).
+    refused: str | None = None
 
     @property
     def mirrored(self) -> bool:
@@ -94,6 +96,7 @@ class MirrorResult:
             "verdict": self.decision.verdict,
             "mode": self.decision.mode,
             "mirrored": self.mirrored,
+            "refused": self.refused,
             "copied": None
             if copied is None
             else {
@@ -139,13 +142,18 @@ def mirror_image(
     src_ref = parse_image_reference(src)
     dst_ref = check_destination(dst)
     decision = _gate(src, policy, registries, trust_config, platform)
-    if not decision.allowed or not decision.digest:
+    # Only an allow is mirrored: warn mode reports a deny (for a deploy), but a mirror exists to hold only
+    # what the gate allows, so a warned-through deny is not copied.
+    if decision.verdict != "allow" or not decision.digest:
         return MirrorResult(src, dst, decision)
     pin = dst_ref.digest if isinstance(dst_ref, Reference | LayoutReference) else None
     if pin and pin != decision.digest:
         raise OCIError(f"{dst}: destination pins {pin} but the gate verified {decision.digest}")
     source = open_image(src_ref, registries)
     with source.store as src_store:
+        refused = _evidence_left_behind(src_store, decision)
+        if refused is not None:
+            return MirrorResult(src, dst, decision, refused=refused)
         destination = open_image(dst_ref, registries, write=True)
         with destination.store as dst_store:
             # By digest only: the source store checks every byte against it, and no tag is read again.
@@ -154,10 +162,27 @@ def mirror_image(
                 decision.digest,
                 dst_store,
                 tag=destination_tag(src_ref, dst_ref),
+                skip_artifact_types=GATE_RECORD_ARTIFACT_TYPES,
                 progress=progress,
             )
             referrer, attached = attach_decision(dst_store, decision)
     return MirrorResult(src, dst, decision, copied, referrer, attached)
+
+
+def _evidence_left_behind(store: ImageStore, decision: Decision) -> str | None:
+    """Why the copy could not be verified again in DST, or None: with ``--platform`` only the platform
+    manifest is copied, so evidence attached to the index would stay behind and DST would hold an image
+    whose recorded decision cites attestations it does not carry."""
+    if decision.index_digest is None:
+        return None
+    on_index = {r.descriptor.digest for r in store.referrers(decision.index_digest).referrers}
+    carried = sorted(on_index & {referrer for referrer, _ in decision.inputs})
+    if not carried:
+        return None
+    return (
+        f"{len(carried)} attestation(s) that allowed it are attached to the index {decision.index_digest}, "
+        "which --platform does not copy; mirror the index (without --platform) so they travel with it"
+    )
 
 
 def _gate(
