@@ -2,7 +2,9 @@
 
 Run from the repository root (needs Debian's ``docker-registry`` on PATH, as the test-suite does)::
 
-    PYTHONPATH=src .tox/py/bin/python benchmarks/verify_bench.py [--runs 7]
+    bash scripts/test.sh && .tox/py/bin/python benchmarks/verify_bench.py [--runs 7]
+
+(the installed wheel, with bytecode: see benchmarks/README.md on ``PYTHONDONTWRITEBYTECODE``)
 
 It starts Debian's docker-registry (no referrers API, so the tag fallback
 is read) and the loopback Sigstore stack, pushes one image, and attaches a
