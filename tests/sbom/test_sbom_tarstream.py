@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from chaingate.sbom.tarstream import Member, TarFormatError, TarLimitError, TarStream
+from support.tars import add, archive
 
 FORMATS = {"gnu": tarfile.GNU_FORMAT, "pax": tarfile.PAX_FORMAT, "ustar": tarfile.USTAR_FORMAT}
 
@@ -30,22 +31,6 @@ def members(data: bytes, size: int = 1 << 20, *, read: bool = True) -> list[tupl
     while (member := tar.next()) is not None:
         found.append((member, tar.content(member).read() if read else b""))
     return found
-
-
-def archive(build: Callable[[tarfile.TarFile], None], fmt: int = tarfile.PAX_FORMAT) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
-        build(tar)
-    return buf.getvalue()
-
-
-def add(tar: tarfile.TarFile, name: str, data: bytes = b"", **fields: object) -> None:
-    info = tarfile.TarInfo(name)
-    for key, value in fields.items():
-        setattr(info, key, value)
-    if info.isreg():
-        info.size = len(data)
-    tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
 
 
 def everything(tar: tarfile.TarFile) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
@@ -12,32 +12,19 @@ from hypothesis import strategies as st
 
 from chaingate.sbom.tarstream import TarFormatError, TarLimitError, TarStream
 from support.strategies import mutated_bytes, outcome
-
-
-def _tar(build: Callable[[tarfile.TarFile], None], fmt: int) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
-        build(tar)
-    return buf.getvalue()
-
-
-def _add(tar: tarfile.TarFile, name: str, data: bytes = b"", **fields: object) -> None:
-    info = tarfile.TarInfo(name)
-    for key, value in fields.items():
-        setattr(info, key, value)
-    if info.isreg():
-        info.size = len(data)
-    tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+from support.tars import add, archive
 
 
 def _small(tar: tarfile.TarFile) -> None:
-    _add(tar, "etc/", type=tarfile.DIRTYPE, mode=0o755)
-    _add(tar, "etc/os-release", b"ID=debian\n")
-    _add(tar, "d/" + "n" * 120, b"long name")
-    _add(tar, "link", type=tarfile.SYMTYPE, linkname="l/" + "t" * 110)
+    add(tar, "etc/", type=tarfile.DIRTYPE, mode=0o755)
+    add(tar, "etc/os-release", b"ID=debian\n")
+    add(tar, "d/" + "n" * 120, b"long name")
+    add(tar, "link", type=tarfile.SYMTYPE, linkname="l/" + "t" * 110)
 
 
-SMALL = {name: _tar(_small, fmt) for name, fmt in (("pax", tarfile.PAX_FORMAT), ("gnu", tarfile.GNU_FORMAT))}
+SMALL = {
+    name: archive(_small, fmt) for name, fmt in (("pax", tarfile.PAX_FORMAT), ("gnu", tarfile.GNU_FORMAT))
+}
 
 
 def _walk(data: bytes, chunk: int, read_every: int) -> int:
@@ -98,10 +85,10 @@ def test_any_pax_records(records: dict[str, str], chunk: int, read_every: int) -
         info.size = 3
         info.pax_headers = records
         tar.addfile(info, io.BytesIO(b"abc"))
-        _add(tar, "g", b"after")
+        add(tar, "g", b"after")
 
     try:
-        data = _tar(build, tarfile.PAX_FORMAT)
+        data = archive(build, tarfile.PAX_FORMAT)
     except (ValueError, UnicodeError):  # records tarfile itself will not write
         return
     _walk(data, chunk, read_every)
@@ -119,7 +106,9 @@ def test_a_pax_size_beyond_int64_is_a_format_error(size: str) -> None:
         tar.addfile(info, io.BytesIO(b""))
 
     tar = TarStream(
-        iter([_tar(build, tarfile.PAX_FORMAT), b""]).__next__, max_header_bytes=1 << 16, max_chained_headers=8
+        iter([archive(build, tarfile.PAX_FORMAT), b""]).__next__,
+        max_header_bytes=1 << 16,
+        max_chained_headers=8,
     )
     with pytest.raises(TarFormatError, match="invalid pax size"):
         tar.next()
