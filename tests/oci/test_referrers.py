@@ -231,3 +231,23 @@ def test_a_refused_first_write_of_the_fallback_tag_is_not_blamed_on_immutability
         attach(store, subject, b'{"bundle": 1}')
     assert not isinstance(caught.value, TagNotRewritable)
     assert caught.value.status == 409
+
+
+def test_a_listing_past_the_bound_is_refused_before_any_manifest_is_fetched() -> None:
+    """Second review: 50,000 junk entries in a fallback index must not cost 50,000 manifest GETs."""
+    from chaingate.errors import ChaingateError
+    from chaingate.oci.registry import MAX_LISTED_REFERRERS, check_referrers
+
+    fetched: list[str] = []
+
+    class Counting:
+        display = "registry.example/app"
+
+        def get_manifest(self, digest: str) -> Manifest:
+            fetched.append(digest)
+            raise AssertionError("no manifest may be fetched")
+
+    listed = [({"digest": f"sha256:{i:064x}"}, "fallback-tag") for i in range(MAX_LISTED_REFERRERS + 1)]
+    with pytest.raises(ChaingateError, match=f"more than the {MAX_LISTED_REFERRERS} chaingate reads"):
+        check_referrers(Counting(), "sha256:" + "a" * 64, listed, None)  # type: ignore[arg-type]
+    assert fetched == []

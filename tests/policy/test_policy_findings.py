@@ -440,3 +440,19 @@ def test_no_scan_document_makes_the_reader_raise(predicate_type: str, predicate:
 )
 def test_no_string_makes_the_vector_reader_raise(vector: str, version: str) -> None:
     assert cvss_severity(vector, version) in SEVERITY_RANK
+
+
+def test_trivy_vendor_ids_are_aliases_a_deny_id_can_name() -> None:
+    """Second review: ``denyIds: [RHSA-2024:0001]`` must match a Trivy finding that lists it in VendorIDs."""
+    result = {"Results": [{"Vulnerabilities": [
+        {"VulnerabilityID": "CVE-2024-1", "Severity": "LOW", "VendorIDs": ["RHSA-2024:0001", "DSA-5555-1"]}
+    ]}]}  # fmt: skip
+    (finding,) = scan_findings(COSIGN_VULN_V1, {"scanner": {"result": result}}) or []
+    assert {"RHSA-2024:0001", "DSA-5555-1", "CVE-2024-1"} <= finding.names
+
+
+def test_a_cyclonedx_result_without_bom_format_is_still_rated() -> None:
+    """Second review: without ``bomFormat`` the plain reader saw no severity, so critical read as unknown."""
+    result = {"vulnerabilities": [{"id": "CVE-2024-2", "ratings": [{"severity": "critical"}]}]}
+    (finding,) = scan_findings(COSIGN_VULN_V1, {"scanner": {"result": result}}) or []
+    assert finding.severity == "critical"

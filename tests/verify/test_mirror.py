@@ -337,3 +337,43 @@ def test_upstream_gate_records_are_left_behind(
     assert result.copy is not None and upstream_record.decision_referrer not in result.copy.referrers
     store = RegistryStore(gate.registries.client(fresh_oci_registry.host), "mirror/clean")
     assert decision_referrers(store, pushed.digest) == [result.decision_referrer]
+
+
+def test_platform_refuses_when_the_allowing_evidence_is_a_legacy_tag_of_the_index(
+    gate: Gate, upstream: Identity, oci_registry: OCIRegistry, fresh_oci_registry: OCIRegistry
+) -> None:
+    """Second review: cosign's sha256-<hex>.att tag of the index counts in the gate and stays behind too."""
+    from chaingate.oci import media
+    from chaingate.oci.artifact import bytes_opener
+    from chaingate.oci.digest import sha256_digest
+    from chaingate.oci.interface import Descriptor, Manifest
+
+    pushed = push_image(
+        gate.registries, oci_registry.host, f"distroless/att-{uuid.uuid4().hex[:8]}", multiarch=True
+    )
+    bundle = upstream.sign(statement(pushed.digest, SIGN_V1, {}))
+    config = b"{}"
+    for data, media_type in ((bundle, media.SIGSTORE_BUNDLE_V03), (config, media.OCI_EMPTY)):
+        pushed.store.put_blob(Descriptor(media_type, sha256_digest(data), len(data)), bytes_opener(data))
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": media.OCI_MANIFEST,
+        "config": {"mediaType": media.OCI_EMPTY, "digest": sha256_digest(config), "size": len(config)},
+        "layers": [
+            {"mediaType": media.SIGSTORE_BUNDLE_V03, "digest": sha256_digest(bundle), "size": len(bundle)}
+        ],
+    }
+    raw = json.dumps(doc).encode()
+    manifest = Manifest.parse(raw, Descriptor(media.OCI_MANIFEST, sha256_digest(raw), len(raw)))
+    pushed.store.put_manifest(manifest, tag="sha256-" + pushed.digest.split(":")[1] + ".att")
+    fresh_oci_registry.clear_requests()
+    result = mirror(
+        gate,
+        pushed.ref,
+        f"{fresh_oci_registry.host}/mirror/att",
+        policy_file(gate),
+        platform=Platform("linux", "arm64"),
+    )
+    assert result.decision.verdict == "allow" and not result.mirrored
+    assert result.refused is not None and "attached to the index" in result.refused
+    assert fresh_oci_registry.requests == []

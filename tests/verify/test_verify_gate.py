@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -980,3 +981,36 @@ def test_image_copied_to_an_oci_layout_verifies_offline_but_is_not_in_a_registry
     expect(allowed, "allow", "requireDigest", "pass", "the reference names a digest")
     denied = gate.verify(reference, gate.policy(oci.host))
     expect(denied, "deny", "registries", "fail", "is not in a registry, so no registries glob can allow it")
+
+
+def test_a_quarantined_image_inside_a_nested_index_denies_the_outer_index(tmp_path: Path) -> None:
+    """Second review: containerd descends into an index inside an index, so the gate must look there too."""
+    from chaingate.oci.client import Registries
+    from chaingate.policy import load_policy
+    from chaingate.verify import verify_image
+    from chaingate_testing.images import BuiltBlob, File, Layer, build_image, write_layout
+
+    layout = tmp_path / "layout"
+    image = build_image([Layer([File("payload", b"x")])])
+    write_layout(layout, image, tag="image")
+    entry = {"mediaType": media.OCI_MANIFEST, "digest": image.digest, "size": image.manifest.descriptor.size}
+    inner = BuiltBlob.of(media.OCI_INDEX, json.dumps({"schemaVersion": 2, "mediaType": media.OCI_INDEX,
+                                                      "manifests": [entry]}).encode())  # fmt: skip
+    outer_doc = {"schemaVersion": 2, "mediaType": media.OCI_INDEX,
+                 "manifests": [{"mediaType": media.OCI_INDEX, "digest": inner.digest, "size": len(inner.data)}]}  # fmt: skip
+    outer = BuiltBlob.of(media.OCI_INDEX, json.dumps(outer_doc).encode())
+    for blob in (inner, outer):
+        (layout / "blobs" / "sha256" / blob.digest.split(":")[1]).write_bytes(blob.data)
+    policy_path = tmp_path / "policy.yaml"
+    policy_path.write_text(
+        "version: 1\nsigners: [{issuer: https://issuer.example, subject: me}]\n"
+        f'quarantine: [{{digest: "{image.digest}", reason: INC-11}}]\n'
+    )
+    registries = Registries()
+    try:
+        decision = verify_image(
+            f"oci:{layout}@{outer.digest}", load_policy(policy_path), registries=registries
+        )
+    finally:
+        registries.close()
+    expect(decision, "deny", "quarantine", "fail", f"{image.digest} is quarantined: INC-11")

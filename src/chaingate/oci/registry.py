@@ -95,6 +95,11 @@ def encode_index(entries: list[dict[str, Any]]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
+#: Referrers one subject's listing may name before the listing itself is refused (the gate reads at most 500
+#: that check out; the rest of this margin is for entries that do not).
+MAX_LISTED_REFERRERS = 1000
+
+
 def check_referrers(
     store: ImageStore,
     subject: str,
@@ -108,6 +113,12 @@ def check_referrers(
     ``subject`` field; the artifact type filter is applied to the manifest's
     own artifact type, not the index entry's.
     """
+    if len(listed) > MAX_LISTED_REFERRERS:
+        # Checked before any manifest is fetched: a listing of 50,000 junk entries must not cost 50,000 GETs.
+        raise OCIError(
+            f"{store.display}@{subject}: {len(listed)} referrers listed, more than the {MAX_LISTED_REFERRERS} "
+            "chaingate reads"
+        )
     referrers: list[Referrer] = []
     rejected: list[RejectedReferrer] = []
     seen: set[str] = set()

@@ -84,7 +84,11 @@ def scan_findings(predicate_type: str, predicate: Mapping[str, Any]) -> list[Fin
     if not isinstance(result, Mapping):
         return None
     if isinstance(result.get("vulnerabilities"), list):
-        if result.get("bomFormat") == "CycloneDX":
+        # CycloneDX by its marker, or by its shape: a writer that omits bomFormat still rates with ``ratings``,
+        # which the plain reader would not see (every severity would read as unknown).
+        if result.get("bomFormat") == "CycloneDX" or any(
+            isinstance(v, Mapping) and "ratings" in v for v in result["vulnerabilities"]
+        ):
             return _cyclonedx_findings(result["vulnerabilities"])
         return _plain_findings(result["vulnerabilities"])
     if isinstance(result.get("Results"), list):
@@ -271,7 +275,13 @@ def _trivy_findings(results: list[Any]) -> list[Finding] | None:
             ident = get_path(v, "VulnerabilityID")
             if not isinstance(ident, str):
                 return None
-            out.append(Finding(ident, _rated(get_path(v, "Severity"), _trivy_cvss(get_path(v, "CVSS")))))
+            out.append(
+                Finding(
+                    ident,
+                    _rated(get_path(v, "Severity"), _trivy_cvss(get_path(v, "CVSS"))),
+                    _ids(get_path(v, "VendorIDs"), "id"),  # RHSA-…, DSA-…: what a denyIds may name
+                )
+            )
     return out
 
 

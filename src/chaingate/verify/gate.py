@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from chaingate.errors import ChaingateError
-from chaingate.oci.interface import Platform, Progress, no_progress
+from chaingate.oci import media
+from chaingate.oci.errors import OCIError
+from chaingate.oci.interface import ImageStore, Manifest, Platform, Progress, no_progress
 from chaingate.oci.reference import LayoutReference, Reference, parse_image_reference
 from chaingate.oci.registries import Deadline
 from chaingate.oci.stores import open_image, select_platform
@@ -207,7 +209,7 @@ def _read_image(
                     )
                 subjects.append(platform_digest)
             elif root.is_index:
-                children = tuple(d.digest for d in root.manifests)
+                children = _platform_manifests(store, root)
                 note = (
                     f"{reference} is a multi-arch index: only attachments of the index itself were read "
                     "(pass --platform to also read a platform manifest's)"
@@ -223,6 +225,33 @@ def _read_image(
         log.debug("reading %s failed", reference, exc_info=True)
         return _Read(digest, platform_digest, problem=f"{type(e).__name__}: {one_line(e)}", note=note)
     return _Read(digest, platform_digest, collected, note=note, children=children)
+
+
+#: How deep nested indexes are followed, and how many manifests they may list, when reading what may run.
+MAX_INDEX_DEPTH = 4
+MAX_INDEX_ENTRIES = 1000
+
+
+def _platform_manifests(store: ImageStore, root: Manifest) -> tuple[str, ...]:
+    """Every manifest an index lists, through nested indexes (fetched by digest): any of them may run.
+
+    containerd descends into an index inside an index, so a quarantined image
+    two levels down runs as surely as one listed directly. Bounded in depth
+    and count; past either, the read fails (and the gate denies).
+    """
+    found: list[str] = []
+    pending: list[tuple[Manifest, int]] = [(root, 1)]
+    while pending:
+        index, depth = pending.pop()
+        for entry in index.manifests:
+            found.append(entry.digest)
+            if len(found) > MAX_INDEX_ENTRIES:
+                raise OCIError(f"{index.digest}: more than {MAX_INDEX_ENTRIES} manifests in its indexes")
+            if entry.media_type in media.INDEXES:
+                if depth >= MAX_INDEX_DEPTH:
+                    raise OCIError(f"{index.digest}: indexes nested deeper than {MAX_INDEX_DEPTH}")
+                pending.append((store.get_manifest(entry.digest), depth + 1))
+    return tuple(dict.fromkeys(found))
 
 
 def _image_clause(reference: str, read: _Read, counted: int, ignored: int) -> ClauseResult:

@@ -176,6 +176,8 @@ def _evidence_left_behind(store: ImageStore, decision: Decision) -> str | None:
     if decision.index_digest is None:
         return None
     on_index = {r.descriptor.digest for r in store.referrers(decision.index_digest).referrers}
+    # cosign's legacy .sig/.att tags of the index count in the gate too, and stay behind just the same.
+    on_index |= {manifest.digest for _, manifest in store.legacy_attachments(decision.index_digest)}
     carried = sorted(on_index & {referrer for referrer, _ in decision.inputs})
     if not carried:
         return None
