@@ -59,6 +59,15 @@ def deploy_argv(cloud: Cloud, policy: Path, sigstore_stack: SigstoreStack, monke
     return argv
 
 
+def sign(stack: SigstoreStack, ref: str, *extra: str) -> None:
+    """Sign ``ref`` as org/app's release workflow, the identity the test policy names."""
+    token = stack.mint_token(
+        "repo:org/app:ref:refs/heads/main", extra_claims=github_actions_claims(repository="org/app")
+    )
+    argv = ["sign", ref, *extra, "--trust-config", str(stack.trust_config_path), "--identity-token", token]
+    assert run(argv) == 0
+
+
 def test_an_unsigned_image_is_denied_with_reasons_and_code_engine_is_not_touched(
     cloud: Cloud,
     image: tuple[str, str],
@@ -85,11 +94,7 @@ def test_a_signed_image_is_deployed_by_the_digest_the_gate_resolved(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     tag_ref, digest = image
-    token = sigstore_stack.mint_token(
-        "repo:org/app:ref:refs/heads/main", extra_claims=github_actions_claims(repository="org/app")
-    )
-    assert run(["sign", tag_ref, "--trust-config", str(sigstore_stack.trust_config_path),
-                "--identity-token", token]) == 0  # fmt: skip
+    sign(sigstore_stack, tag_ref)
     grant_writer()
     capsys.readouterr()
 
@@ -139,12 +144,7 @@ def test_a_platform_deploy_runs_the_platform_manifest_and_records_the_index(
     store.put_manifest(Manifest.parse(index.index.data, index.index.descriptor), tag="v1")
     arm = images[1].manifest.descriptor.digest
     repository = f"{oci_registry.host}/{repo}"
-    token = sigstore_stack.mint_token(
-        "repo:org/app:ref:refs/heads/main", extra_claims=github_actions_claims(repository="org/app")
-    )
-    trust = str(sigstore_stack.trust_config_path)
-    assert run(["sign", f"{repository}:v1", "--platform", "linux/arm64", "--trust-config", trust,
-                "--identity-token", token]) == 0  # fmt: skip
+    sign(sigstore_stack, f"{repository}:v1", "--platform", "linux/arm64")
     grant_writer()
     capsys.readouterr()
     code = run(deploy_argv(f"{repository}:v1", "--platform", "linux/arm64", "--format", "json"))
@@ -216,11 +216,7 @@ def test_a_revision_that_never_gets_ready_exits_1_naming_its_reason_and_hint(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     tag_ref, _ = image
-    token = sigstore_stack.mint_token(
-        "repo:org/app:ref:refs/heads/main", extra_claims=github_actions_claims(repository="org/app")
-    )
-    assert run(["sign", tag_ref, "--trust-config", str(sigstore_stack.trust_config_path),
-                "--identity-token", token]) == 0  # fmt: skip
+    sign(sigstore_stack, tag_ref)
     grant_writer()
     cloud.fake.revision_stuck = "image_pull_back_off"
     capsys.readouterr()

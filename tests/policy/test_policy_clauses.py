@@ -130,33 +130,38 @@ def test_image_outside_a_registry_cannot_match_registries(tmp_path: Path) -> Non
     assert outcome.result == "fail" and "is not in a registry" in outcome.reason
 
 
-def test_a_newer_clean_scan_does_not_roll_back_a_critical_finding(tmp_path: Path) -> None:
-    """Attack 4: every counted scan within maxAge is judged; the verdict is monotonic."""
-    rules = policy(tmp_path, "vulnerabilities: {deny: [critical], maxAge: 7d}\n")
+CRITICAL_SCAN = "sha256:" + "a" * 64
+CLEAN_SCAN = "sha256:" + "b" * 64
+
+
+def _critical_then_clean() -> list[Attestation]:
+    """A critical finding scanned 3 days ago, then a clean scan an hour ago."""
     old = att(
         COSIGN_VULN_V1,
         _plain([{"id": "CVE-1", "severity": "critical"}]),
         NOW - timedelta(days=3),
-        "sha256:" + "a" * 64,
+        CRITICAL_SCAN,
     )
-    new = att(COSIGN_VULN_V1, _plain([]), NOW - timedelta(hours=1), "sha256:" + "b" * 64)
-    outcome = result(evaluate(rules, FACTS, [old, new], now=NOW).clauses, "vulnerabilities")
-    assert outcome.result == "fail" and "CVE-1 (critical)" in outcome.reason
-    assert "2 scan(s) within maxAge" in outcome.reason
-    assert set(outcome.evidence) == {"sha256:" + "a" * 64, "sha256:" + "b" * 64}
+    return [old, att(COSIGN_VULN_V1, _plain([]), NOW - timedelta(hours=1), CLEAN_SCAN)]
 
 
-def test_a_scan_older_than_max_age_is_not_judged(tmp_path: Path) -> None:
-    rules = policy(tmp_path, "vulnerabilities: {deny: [critical], maxAge: 1d}\n")
-    old = att(
-        COSIGN_VULN_V1,
-        _plain([{"id": "CVE-1", "severity": "critical"}]),
-        NOW - timedelta(days=3),
-        "sha256:" + "a" * 64,
-    )
-    new = att(COSIGN_VULN_V1, _plain([]), NOW - timedelta(hours=1), "sha256:" + "b" * 64)
-    outcome = result(evaluate(rules, FACTS, [old, new], now=NOW).clauses, "vulnerabilities")
-    assert outcome.result == "pass" and outcome.evidence == ("sha256:" + "b" * 64,)
+@pytest.mark.parametrize(
+    ("max_age", "verdict", "evidence"),
+    [
+        # Attack 4: every counted scan within maxAge is judged; the verdict is monotonic.
+        ("7d", "fail", {CRITICAL_SCAN, CLEAN_SCAN}),
+        # A scan older than maxAge is not judged: only the fresh clean one is.
+        ("1d", "pass", {CLEAN_SCAN}),
+    ],
+)
+def test_a_newer_clean_scan_does_not_roll_back_a_fresh_critical_finding(
+    tmp_path: Path, max_age: str, verdict: str, evidence: set[str]
+) -> None:
+    rules = policy(tmp_path, f"vulnerabilities: {{deny: [critical], maxAge: {max_age}}}\n")
+    outcome = result(evaluate(rules, FACTS, _critical_then_clean(), now=NOW).clauses, "vulnerabilities")
+    assert outcome.result == verdict and set(outcome.evidence) == evidence
+    if verdict == "fail":
+        assert "CVE-1 (critical)" in outcome.reason and "2 scan(s) within maxAge" in outcome.reason
 
 
 def test_an_sbom_with_an_empty_vulnerabilities_array_is_not_a_scan(tmp_path: Path) -> None:

@@ -57,7 +57,6 @@ class Decision(Protocol):
     @property
     def index_digest(self) -> str | None:
         """The multi-arch index :attr:`digest` was selected from with ``--platform`` (recorded beside it)."""
-        ...
 
     @property
     def repository(self) -> str: ...
@@ -74,7 +73,6 @@ class Decision(Protocol):
     @property
     def clauses(self) -> tuple[ClauseResult, ...]:
         """Each clause's outcome, typed: the deploy names the failing ones when it refuses."""
-        ...
 
     def record(self) -> dict[str, Any]: ...
 
